@@ -1,0 +1,185 @@
+"""Twins contrastive mechanism (TCM): the identity split, the twin prototype memories, the architect.
+
+TCM searches with supervision that mimics ReID: the architecture is judged on identities the weights
+only partly saw. The training ids are split so that train sees 60 % of them, valid 80 %, 40 % shared;
+each side keeps a memory of L2-normalised class prototypes, and both the weights (train side) and the
+architecture (valid side) minimise a contrastive loss against their side's memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Sample = tuple[Any, ...]  # (path, pid, camid, ...): only the pid (index 1) is read
+
+
+# ---------------------------------------------------------------- identity splits
+
+
+def _group_by_id(samples: Sequence[Sample]) -> tuple[list[Any], dict[Any, list[Sample]]]:
+    by_id: dict[Any, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_id[sample[1]].append(sample)
+    return sorted(by_id), by_id
+
+
+def _relabel(sample: Sample, label: int) -> Sample:
+    return (sample[0], label, *sample[2:])
+
+
+def tcm_split(samples: Sequence[Sample]) -> tuple[list[Sample], list[Sample]]:
+    """Split training samples into the search-train and search-valid sets of TCM.
+
+    Ids are sorted (N ids, a = N // 5): the first a go to train only, ids from 3a on to valid only, the
+    ids in between are shared: the first half (floor) of each id's images, in the given order, to train,
+    the rest to valid. Labels are re-indexed from 0 on each side (train 0..3a-1, valid 0..N-a-1).
+    """
+    ids, by_id = _group_by_id(samples)
+    a = len(ids) // 5
+    train: list[Sample] = []
+    valid: list[Sample] = []
+    for rank, pid in enumerate(ids):
+        images = by_id[pid]
+        if rank < a:
+            cut = len(images)
+        elif rank >= 3 * a:
+            cut = 0
+        else:
+            cut = len(images) // 2
+        train += [_relabel(s, rank) for s in images[:cut]]
+        valid += [_relabel(s, rank - a) for s in images[cut:]]
+    return train, valid
+
+
+def classification_split(samples: Sequence[Sample]) -> tuple[list[Sample], list[Sample]]:
+    """The classification-supervision ablation: every id on both sides, its images halved (first half
+    to train); labels are the id's rank on both sides, so one classifier serves both."""
+    ids, by_id = _group_by_id(samples)
+    train: list[Sample] = []
+    valid: list[Sample] = []
+    for rank, pid in enumerate(ids):
+        images = by_id[pid]
+        cut = len(images) // 2
+        train += [_relabel(s, rank) for s in images[:cut]]
+        valid += [_relabel(s, rank) for s in images[cut:]]
+    return train, valid
+
+
+def num_ids(samples: Sequence[Sample]) -> int:
+    """How many distinct labels a split side holds (the size of its memory or classifier)."""
+    return len({s[1] for s in samples})
+
+
+# ---------------------------------------------------------------- prototype memory
+
+
+class _MemoryLookup(torch.autograd.Function):
+    """Similarities to the prototypes; the backward pass also moves the batch's prototypes (momentum)."""
+
+    @staticmethod
+    def forward(ctx, inputs: Tensor, targets: Tensor, prototypes: Tensor, momentum: float) -> Tensor:
+        ctx.prototypes = prototypes
+        ctx.momentum = momentum
+        ctx.save_for_backward(inputs, targets)
+        return inputs.mm(prototypes.t())
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        inputs, targets = ctx.saved_tensors
+        prototypes, m = ctx.prototypes, ctx.momentum
+        grad_inputs = grad_output.mm(prototypes) if ctx.needs_input_grad[0] else None
+        with torch.no_grad():  # one sample at a time, in batch order, renormalising after each
+            for x, y in zip(inputs, targets.tolist(), strict=True):
+                updated = m * prototypes[y] + (1 - m) * x
+                prototypes[y] = updated / updated.norm()
+        return grad_inputs, None, None, None
+
+
+class PrototypeMemory(nn.Module):
+    """One side of the twin memories: a contrastive loss over L2-normalised class prototypes.
+
+    ``forward(features, targets)`` returns cross-entropy over (normalised features · prototypesᵀ /
+    temperature). The prototypes (a buffer, zero until first updated) move toward the batch features in
+    the backward pass: p[y] <- normalise(momentum · p[y] + (1 − momentum) · x), using the gradient's
+    prototypes from before the update.
+    """
+
+    def __init__(self, num_classes: int, dim: int = 512, temperature: float = 0.05, momentum: float = 0.2):
+        super().__init__()
+        self.temperature = temperature
+        self.momentum = momentum
+        self.register_buffer("prototypes", torch.zeros(num_classes, dim))
+
+    def forward(self, features: Tensor, targets: Tensor) -> Tensor:
+        # Full precision even under mixed precision: the prototypes are float32 and updated in place.
+        with torch.autocast(features.device.type, enabled=False):
+            inputs = F.normalize(features.float(), dim=1)
+            logits = _MemoryLookup.apply(inputs, targets, self.prototypes, self.momentum)
+            return F.cross_entropy(logits / self.temperature, targets)
+
+    @torch.no_grad()
+    def init_from_features(self, features: Tensor, targets: Tensor) -> None:
+        """Set each class's prototype to the normalised mean of its normalised features."""
+        features = F.normalize(features.to(self.prototypes), dim=1)
+        sums = torch.zeros_like(self.prototypes).index_add_(0, targets.to(features.device), features)
+        seen = torch.bincount(targets, minlength=len(self.prototypes)).to(features.device) > 0
+        self.prototypes[seen] = F.normalize(sums[seen], dim=1)
+
+
+class ClassificationHead(nn.Module):
+    """Classification supervision (the ablation of TCM): BN neck + linear classifier + cross-entropy.
+
+    Call like a :class:`PrototypeMemory`. Its parameters are network weights: give them to the weight
+    optimiser and use the same head on both sides (see :func:`classification_split`).
+    """
+
+    def __init__(self, num_classes: int, dim: int = 512) -> None:
+        super().__init__()
+        self.neck = nn.BatchNorm1d(dim)
+        self.neck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(dim, num_classes, bias=False)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def forward(self, features: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(self.classifier(self.neck(features)), targets)
+
+
+# ---------------------------------------------------------------- architect
+
+
+class Architect:
+    """First-order architecture step: Adam on alpha only, against the valid-side criterion.
+
+    The weights' gradients are left untouched (the gradient is taken with respect to alpha alone), but
+    the forward still updates BN running statistics and the backward updates the valid memory.
+    """
+
+    def __init__(self, model: nn.Module, criterion: Callable[[Tensor, Tensor], Tensor], lr: float = 2e-3,
+                 betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 1e-3,
+                 milestones: Sequence[int] = (150, 225, 350), gamma: float = 0.1) -> None:
+        self.model = model
+        self.criterion = criterion
+        self.params = list(model.arch_parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=betas, weight_decay=weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(milestones), gamma)
+
+    def step(self, images: Tensor, targets: Tensor) -> float:
+        """One update of alpha from a valid batch; returns the valid loss."""
+        loss = self.criterion(self.model(images), targets)
+        grads = torch.autograd.grad(loss, self.params)
+        self.optimizer.zero_grad(set_to_none=True)
+        for param, grad in zip(self.params, grads, strict=True):
+            param.grad = grad
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    def epoch_end(self) -> None:
+        """Advance the learning-rate schedule by one epoch."""
+        self.scheduler.step()

@@ -1,0 +1,359 @@
+"""cluster.yaml is a real `ray up` definition: it passes Ray's own config check (offline) and it holds
+what users rely on: autoscaling GPU workers, the project's pinned install, a Ray head that also serves
+MLflow, workers joining that head, and no local venv/run/data folders shipped to the nodes."""
+
+import copy
+import fnmatch
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_YAML = ROOT / "cluster.yaml"
+REMOTE_PROJECT = "~/msinet"
+GPU_FAMILIES = ("g4dn", "g5", "g5g", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Everything here must work offline: any connection attempt fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    with open(CLUSTER_YAML) as f:
+        return yaml.safe_load(f)
+
+
+def prepared(cfg: dict) -> dict:
+    """Ray's own path: `ray up` runs prepare_config (defaults.yaml merge, no cloud calls) and then
+    validate_config (ray-schema.json + cross-field checks). The AWS bootstrap (boto3) comes later."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    cfg = prepare_config(copy.deepcopy(cfg))
+    validate_config(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def cfg(raw) -> dict:
+    return prepared(raw)
+
+
+def commands(cmds: list[str], *needles: str) -> list[str]:
+    return [c for c in cmds if all(n in c for n in needles)]
+
+
+def only(cmds: list[str], *needles: str) -> str:
+    found = commands(cmds, *needles)
+    assert len(found) == 1, f"expected one command with {needles}, got {found}"
+    return found[0]
+
+
+def click_params(command, prog: str, cmd: str) -> dict:
+    """The flags after `prog` in a shell command, parsed by the real CLI (click) without running it:
+    unknown or malformed flags raise."""
+    tokens = shlex.split(cmd.replace(";", " ; "))
+    start = next(i for i in range(len(tokens)) if tokens[i : i + len(prog.split())] == prog.split())
+    args = []
+    for tok in tokens[start + len(prog.split()) :]:
+        if tok in {";", "&", "&&", "||", "fi"} or tok[0] in "<>" or tok[:2] in {"2>", "1>"}:
+            break
+        args.append(tok)
+    return command.make_context(prog, args).params
+
+
+# --- Ray's schema check --------------------------------------------------------------------------
+
+
+def test_prepare_config_is_offline_and_does_not_need_boto3(raw):
+    before = "boto3" in sys.modules
+    prepared(raw)  # the autouse fixture turns any connection into a failure
+    assert ("boto3" in sys.modules) == before
+
+
+def test_cluster_yaml_passes_rays_schema(cfg):
+    assert cfg["cluster_name"] == "msinet-nas"
+    assert cfg["provider"]["type"] == "aws"
+    assert cfg["provider"]["region"] and cfg["provider"]["availability_zone"]
+    assert cfg["max_workers"] >= 1 and cfg["idle_timeout_minutes"] > 0
+    assert cfg["auth"]["ssh_user"] == "ubuntu"
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [
+        ("top", "idle_timeout_minute"),  # misspelled top-level key
+        ("node_type", "min_worker"),  # misspelled key inside a node type
+        ("auth", "ssh_privte_key"),  # misspelled auth key
+    ],
+)
+def test_misspelled_keys_fail_validation(raw, typo):
+    where, key = typo
+    bad = copy.deepcopy(raw)
+    if where == "top":
+        bad[key] = bad.pop("idle_timeout_minutes")
+    elif where == "node_type":
+        worker = next(n for n in bad["available_node_types"] if n != bad["head_node_type"])
+        bad["available_node_types"][worker][key] = bad["available_node_types"][worker].pop("min_workers")
+    else:
+        bad["auth"][key] = bad["auth"].pop("ssh_private_key")
+    with pytest.raises(jsonschema.ValidationError, match=key):
+        prepared(bad)
+
+
+def test_wrong_types_fail_validation(raw):
+    bad = copy.deepcopy(raw)
+    bad["max_workers"] = "eight"
+    with pytest.raises(jsonschema.ValidationError):
+        prepared(bad)
+
+
+def test_no_docker(raw, cfg):
+    assert "docker" not in raw
+    assert not cfg["docker"]  # defaults.yaml's empty docker section: commands run on the AMI itself
+
+
+# --- nodes ---------------------------------------------------------------------------------------
+
+
+def is_gpu_instance(instance_type: str) -> bool:
+    return instance_type.split(".")[0] in GPU_FAMILIES
+
+
+def test_head_is_cpu_only_and_takes_no_trials(cfg):
+    head = cfg["available_node_types"][cfg["head_node_type"]]
+    assert not is_gpu_instance(head["node_config"]["InstanceType"])
+    assert head["resources"].get("CPU") == 0  # every trial asks for >= 1 CPU, so none lands here
+    assert head["max_workers"] == 0
+
+
+def test_autoscaling_gpu_worker_type(cfg):
+    workers = {n: t for n, t in cfg["available_node_types"].items() if n != cfg["head_node_type"]}
+    gpu = {
+        n: t
+        for n, t in workers.items()
+        if t["resources"].get("GPU", 0) > 0 or is_gpu_instance(t["node_config"]["InstanceType"])
+    }
+    assert gpu, f"no GPU worker type among {list(workers)}"
+    for name, t in gpu.items():
+        assert t["min_workers"] == 0, f"{name}: GPU workers must scale from zero"
+        assert 1 <= t["max_workers"] <= cfg["max_workers"], name
+
+
+def test_all_nodes_use_one_ami_and_key(raw):
+    node_configs = [t["node_config"] for t in raw["available_node_types"].values()]
+    assert len({c["ImageId"] for c in node_configs}) == 1
+    assert len({c["KeyName"] for c in node_configs}) == 1
+
+
+# --- what runs on the nodes ------------------------------------------------------------------------
+
+
+def test_project_is_synced_to_every_node(cfg):
+    assert Path(cfg["file_mounts"][REMOTE_PROJECT]) == Path(".")
+    assert (ROOT / "requirements.txt").is_file()
+
+
+def test_setup_builds_python311_venv_and_installs_requirements(cfg):
+    setup = cfg["setup_commands"]
+    only(setup, "python3.11 -m venv")
+    install = only(setup, "pip install", "-r")
+    assert re.search(rf"pip install (-\S+ )*-r {re.escape(REMOTE_PROJECT)}/requirements\.txt$", install)
+    # prepare_config merges the common setup into both node roles
+    assert install in cfg["head_setup_commands"] and install in cfg["worker_setup_commands"]
+
+
+def test_ray_pin_in_setup_matches_requirements(cfg):
+    pins = dict(
+        re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)", line).groups()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    )
+    in_yaml = re.findall(r"ray\[[^\]]*\]==([\w.]+)", " ".join(cfg["setup_commands"]))
+    assert in_yaml, "setup_commands should install ray with the cluster extras"
+    assert set(in_yaml) == {pins["ray"]}
+
+
+def test_head_starts_ray_head_then_mlflow(cfg):
+    from mlflow.cli import server
+    from ray.scripts.scripts import start
+
+    head = cfg["head_start_ray_commands"]
+    assert head[0].strip() == "ray stop"
+    ray_head = only(head, "ray start", "--head")
+    params = click_params(start, "ray start", ray_head)
+    assert params["head"] and params["port"] == 6379
+    assert params["autoscaling_config"] == "~/ray_bootstrap_config.yaml"
+    assert params["dashboard_host"] == "0.0.0.0"
+
+    mlflow = only(head, "mlflow server")
+    assert head.index(mlflow) > head.index(ray_head)
+    params = click_params(server, "mlflow server", mlflow)
+    assert params["host"] == "0.0.0.0"  # reachable from the workers
+    assert params["port"] not in {6379, 8076, 8265, 10001}
+    assert params["backend_store_uri"].startswith("sqlite:///$HOME/")
+    assert params["artifacts_destination"] and params["serve_artifacts"]
+    # in the background, detached from the ssh session, so `ray up` returns
+    assert "nohup mlflow server" in mlflow and re.search(r"< ?/dev/null &", mlflow)
+    assert subprocess.run(["bash", "-n", "-c", mlflow]).returncode == 0
+
+
+def test_launch_hint_matches_mlflow_port(cfg):
+    from mlflow.cli import server
+
+    port = click_params(server, "mlflow server", only(cfg["head_start_ray_commands"], "mlflow server"))["port"]
+    text = CLUSTER_YAML.read_text()
+    assert "platform/launch.py --study" in text and "--address auto" in text
+    assert f"--tracking-uri http://<head-ip>:{port}" in text
+    assert "--storage-path s3://" in text
+
+
+def test_workers_join_the_head(cfg):
+    from ray.scripts.scripts import start
+
+    head_port = click_params(start, "ray start", only(cfg["head_start_ray_commands"], "--head"))["port"]
+    workers = cfg["worker_start_ray_commands"]
+    assert workers[0].strip() == "ray stop"
+    join = only(workers, "ray start")
+    params = click_params(start, "ray start", join)
+    assert params["address"] == f"$RAY_HEAD_IP:{head_port}" and not params["head"]
+
+
+def test_start_and_setup_commands_are_valid_bash(cfg):
+    for cmd in cfg["head_setup_commands"] + cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]:
+        r = subprocess.run(["bash", "-n", "-c", cmd], capture_output=True, text=True)
+        assert r.returncode == 0, (cmd, r.stderr)
+
+
+# --- what is synced --------------------------------------------------------------------------------
+
+
+def rsync_pattern_matches(pattern: str, path: str, is_dir: bool) -> bool:
+    """rsync's exclude rules for the forms used here: a trailing "/" matches directories only, a
+    leading "/" anchors at the transfer root, otherwise the pattern matches the end of the path (its
+    last component when it has no "/")."""
+    if pattern.endswith("/"):
+        if not is_dir:
+            return False
+        pattern = pattern.rstrip("/")
+    if pattern.startswith("/"):
+        return fnmatch.fnmatchcase(path, pattern[1:])
+    depth = pattern.count("/") + 1
+    return fnmatch.fnmatchcase("/".join(path.split("/")[-depth:]), pattern)
+
+
+def rsync_excluded(path: str, is_dir: bool, patterns: list[str]) -> bool:
+    """rsync skips a file when it or any parent directory matches (an excluded directory is not entered)."""
+    parts = path.split("/")
+    return any(
+        rsync_pattern_matches(p, "/".join(parts[:i]), is_dir or i < len(parts))
+        for i in range(1, len(parts) + 1)
+        for p in patterns
+    )
+
+
+def sync_patterns(cfg) -> list[str]:
+    """rsync_exclude, plus the root-level patterns of any rsync_filter file (e.g. .gitignore)."""
+    patterns = list(cfg["rsync_exclude"])
+    for name in cfg["rsync_filter"]:
+        f = ROOT / name
+        if f.is_file():
+            patterns += [
+                line.strip() for line in f.read_text().splitlines() if line.strip() and not line.startswith(("#", "!"))
+            ]
+    return patterns
+
+
+@pytest.mark.parametrize("local_only", [".venv", "runs", "data", ".git"])
+def test_local_folders_are_not_synced(cfg, local_only):
+    assert rsync_excluded(local_only, True, sync_patterns(cfg))
+    assert rsync_excluded(f"{local_only}/some/file.bin", False, sync_patterns(cfg))
+
+
+def test_code_is_synced(cfg):
+    patterns = sync_patterns(cfg)
+    # trials/data/ is code (datasets, sampler): an unanchored "data/" would silently drop it
+    for path, is_dir in [
+        ("requirements.txt", False),
+        ("trials/data", True),
+        ("trials/data/__init__.py", False),
+        ("spaces", True),
+        ("platform/launch.py", False),
+    ]:
+        assert not rsync_excluded(path, is_dir, patterns), path
+    shipped = [
+        p.relative_to(ROOT).as_posix()
+        for top in ("spaces", "trials", "analysis", "platform")
+        for p in (ROOT / top).rglob("*.py")
+    ]
+    dropped = [p for p in shipped if rsync_excluded(p, False, patterns)]
+    assert not dropped
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync not installed")
+def test_real_rsync_with_rays_arguments(cfg, tmp_path):
+    """The same filter arguments `ray up` builds, given to the real rsync on a mock checkout."""
+    from ray.autoscaler._private.command_runner import SSHCommandRunner
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    files = [
+        ".venv/bin/python",
+        "runs/study/mlflow.db",
+        "data/Market-1501/x.jpg",
+        ".git/HEAD",
+        "trials/__pycache__/x.cpython-311.pyc",
+        "requirements.txt",
+        "trials/data/__init__.py",
+        "trials/data/market.py",
+        "spaces/cells.py",
+        "platform/launch.py",
+    ]
+    for f in files:
+        (src / f).parent.mkdir(parents=True, exist_ok=True)
+        (src / f).write_text("x")
+    options = {"rsync_exclude": cfg["rsync_exclude"], "rsync_filter": cfg["rsync_filter"]}
+    args = SSHCommandRunner._create_rsync_filter_args(None, options)
+    subprocess.run(["rsync", "-a", *args, f"{src}/", f"{dst}/"], check=True)
+    copied = {p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file()}
+    assert copied == {
+        "requirements.txt",
+        "trials/data/__init__.py",
+        "trials/data/market.py",
+        "spaces/cells.py",
+        "platform/launch.py",
+    }
+
+
+# --- every value the user must change is marked ----------------------------------------------------
+
+
+def test_placeholders_are_marked_edit():
+    lines = CLUSTER_YAML.read_text().splitlines()
+    placeholder = re.compile(r"YOUR-|REPLACE")
+    flagged = 0
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("#") or not placeholder.search(line):
+            continue
+        flagged += 1
+        context = lines[max(0, i - 8) : i + 1]
+        assert any("EDIT" in c for c in context), f"line {i + 1} has a placeholder but no EDIT note: {line}"
+    assert flagged >= 4  # AMI, key pair (x2), bucket, account id
+    for key in ("region:", "availability_zone:", "InstanceType:"):
+        i = next(i for i, ln in enumerate(lines) if ln.strip().startswith(key))
+        assert any("EDIT" in c for c in lines[max(0, i - 8) : i + 1]), key

@@ -1,0 +1,194 @@
+"""The config of a search or retrain trial: one flat dataclass, validated once, at the boundary.
+
+Ray Tune hands trials a plain dict; CLIs and study files produce dicts too. `make_config` turns such a
+dict into a `TrialConfig`, filling defaults from the MSINet recipe (DESIGN.md sections 4 and 5) and the
+`scale` preset, and rejects unknown keys and bad values with an error that names the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("search", "retrain")
+SCALES = ("full", "smoke")
+SAM_MODES = ("none", "pos", "neg", "pos_neg")
+SUPERVISIONS = ("tcm", "classification")
+VEHICLE_DATASETS = ("veri", "vehicleid")
+
+
+class ConfigError(ValueError):
+    """A trial config value that cannot be used; the message names the field."""
+
+
+@dataclass
+class TrialConfig:
+    """Every knob of a trial. Defaults are the paper's; `scale: smoke` shrinks them for CPU minutes."""
+
+    kind: str = "retrain"
+    scale: str = "full"
+    # data
+    dataset: str = "market1501"
+    data_dir: str = "data"
+    target_dataset: str | None = None
+    vehicleid_test_size: int = 800
+    height: int = 256
+    width: int | None = None  # None: height / 2 for persons, height for vehicles
+    ids_per_batch: int = 16
+    instances: int = 4
+    pk_replacement: bool = True  # ids with fewer than K images are drawn with replacement; off: an error
+    workers: int | None = None  # loader processes; None: from the trial's CPU allocation
+    iters_per_epoch: int | None = None  # None: one pass over the training images
+    val_fraction: float = 0.1  # share of training ids held out for `val/` metrics; 0 disables
+    # architecture
+    genotype: str = "msmt"
+    supervision: str = "tcm"
+    sam_mode: str = "none"
+    sam_ratio: float = 2.0
+    pretrained: str | None = None
+    # weight optimiser and schedule
+    epochs: int = 350
+    lr: float = 0.065
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10
+    warmup_factor: float = 0.01
+    milestones: list[int] = field(default_factory=lambda: [150, 225, 300])
+    lr_gamma: float = 0.1
+    # architecture optimiser (search)
+    arch_lr: float = 2e-3
+    arch_weight_decay: float = 1e-3
+    arch_milestones: list[int] = field(default_factory=lambda: [150, 225, 350])
+    # losses
+    label_smoothing: float = 0.1
+    triplet_margin: float = 0.3
+    memory_temperature: float = 0.05
+    memory_momentum: float = 0.2
+    # evaluation
+    eval_interval: int = 10
+    test_interval: int = 0  # >0: also evaluate the test splits every N epochs (logged, never selected on)
+    rerank: bool = False
+    # runtime
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast, used on CUDA only
+    channels_last: bool = True  # used on CUDA only
+    out: str | None = None
+
+    @property
+    def vehicle(self) -> bool:
+        return self.dataset in VEHICLE_DATASETS
+
+    @property
+    def cross_domain(self) -> bool:
+        return self.target_dataset is not None
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.height, self.width or (self.height if self.vehicle else self.height // 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# What differs from the retrain recipe when searching (DESIGN.md section 4).
+SEARCH_DEFAULTS: dict[str, Any] = {"lr": 0.025, "milestones": [150, 225, 300], "genotype": "supernet"}
+
+# Small enough for a retrain in about a minute on 2 CPU cores, on synthetic data.
+SMOKE_PRESET: dict[str, Any] = {
+    "height": 64,
+    "epochs": 8,
+    "ids_per_batch": 8,
+    "instances": 4,
+    "warmup_epochs": 1,
+    "milestones": [6],
+    "arch_milestones": [6],
+    "eval_interval": 2,
+    "val_fraction": 0.2,
+    "workers": 0,
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
+
+
+def make_config(kind: str, values: dict[str, Any] | None = None) -> TrialConfig:
+    """Defaults, then the `scale` preset, then `values`; unknown keys and bad values raise ConfigError."""
+    if kind not in KINDS:
+        raise ConfigError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    values = {k: v for k, v in (values or {}).items() if v is not None}
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        hints = [f"{k} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(k, _FIELDS, 1)) else k
+                 for k in unknown]
+        raise ConfigError(f"unknown trial config key(s): {', '.join(hints)}; known keys: {', '.join(_FIELDS)}")
+    scale = values.get("scale", "full")
+    if scale not in SCALES:
+        raise ConfigError(f"scale: expected one of {', '.join(SCALES)}, got {scale!r}")
+    merged: dict[str, Any] = {"kind": kind}
+    if kind == "search":
+        merged.update(SEARCH_DEFAULTS)
+    if scale == "smoke":
+        merged.update(SMOKE_PRESET)
+    merged.update(values)
+    merged["kind"] = kind
+    config = TrialConfig(**{k: _coerce(k, v) for k, v in merged.items()})
+    config.data_dir = os.path.expanduser(config.data_dir)
+    _validate(config)
+    return config
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Accept strings for numbers and lists (CLI, `--set key=value`), reject everything else that misfits."""
+    kind = str(_FIELDS[name].type)
+    try:
+        if kind.startswith("list"):
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split()]
+            return [int(v) for v in value]
+        if value is None:
+            return None
+        if kind.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(value)
+                return value.lower() in {"true", "1", "yes"}
+            return bool(value)
+        if kind.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {kind}, got {value!r}") from None
+
+
+def _validate(c: TrialConfig) -> None:
+    def need(ok: bool, name: str, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{name}: expected {expected}, got {getattr(c, name)!r}")
+
+    need(c.sam_mode in SAM_MODES, "sam_mode", f"one of {', '.join(SAM_MODES)}")
+    need(c.supervision in SUPERVISIONS, "supervision", f"one of {', '.join(SUPERVISIONS)}")
+    need(c.sam_mode == "none" or c.kind == "retrain", "sam_mode", "'none' for search trials")
+    for name in ("epochs", "height", "ids_per_batch", "instances", "eval_interval"):
+        need(getattr(c, name) >= 1, name, "an integer >= 1")
+    need(c.width is None or c.width >= 1, "width", "an integer >= 1")
+    need(c.ids_per_batch >= 2, "ids_per_batch", "at least 2 (the triplet loss needs negatives)")
+    need(c.workers is None or c.workers >= 0, "workers", "an integer >= 0")
+    need(c.iters_per_epoch is None or c.iters_per_epoch >= 1, "iters_per_epoch", "an integer >= 1")
+    need(0.0 <= c.val_fraction < 0.9, "val_fraction", "a fraction in [0, 0.9)")
+    need(c.vehicleid_test_size in (800, 1600, 2400), "vehicleid_test_size", "800, 1600 or 2400")
+    for name in ("lr", "arch_lr", "memory_temperature"):
+        need(getattr(c, name) > 0, name, "a positive number")
+    for name in ("weight_decay", "arch_weight_decay", "sam_ratio", "triplet_margin", "test_interval",
+                 "warmup_epochs"):
+        need(getattr(c, name) >= 0, name, "a number >= 0")
+    for name in ("label_smoothing", "memory_momentum", "momentum", "warmup_factor", "lr_gamma"):
+        need(0.0 <= getattr(c, name) <= 1.0, name, "a number in [0, 1]")
+    need(c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda"), "device",
+         "'auto', 'cpu' or 'cuda[:N]'")

@@ -1,0 +1,99 @@
+"""Data loaders of a trial: PK-sampled training batches and sequential test batches.
+
+Augmentation is seeded per item from (seed, epoch, position in the epoch), so a batch is the same whatever
+the number of loader processes and whether the trial was resumed: resumed runs end where uninterrupted
+ones do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from trials.data import ImageDataset, PKSampler, Sample, build_transforms
+
+
+class SeededItems(Sampler):
+    """Yields (index, item_seed) pairs from an index sampler; the seed fixes that item's augmentation."""
+
+    def __init__(self, sampler: PKSampler, seed: int):
+        self.sampler = sampler
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        base = (self.seed * 1_000_003 + self.epoch) * 1_000_003
+        for position, index in enumerate(self.sampler):
+            yield int(index), (base + position) % 2**63
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class SeededAugmentation(Dataset):
+    """Applies the random transform under a private RNG seeded by the item seed."""
+
+    def __init__(self, dataset: ImageDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]):
+        index, seed = item
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+def train_loader(
+    samples: Sequence[Sample],
+    image_size: tuple[int, int],
+    ids_per_batch: int,
+    instances: int,
+    seed: int,
+    workers: int,
+    cross_domain: bool,
+    pin_memory: bool,
+    replacement: bool = True,
+) -> DataLoader:
+    """P ids x K images per batch; call `loader.sampler.set_epoch(e)` before each epoch."""
+    transform = build_transforms(*image_size, train=True, cross_domain=cross_domain)
+    pk = PKSampler(samples, ids_per_batch, instances, seed=seed, replacement=replacement)
+    sampler = SeededItems(pk, seed)
+    return DataLoader(
+        SeededAugmentation(ImageDataset(samples, transform)),
+        batch_size=ids_per_batch * instances,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
+
+
+def test_loader(
+    samples: Sequence[Sample], image_size: tuple[int, int], batch_size: int, workers: int, pin_memory: bool
+) -> DataLoader:
+    transform = build_transforms(*image_size, train=False)
+    return DataLoader(
+        ImageDataset(samples, transform),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin_memory,
+    )
+
+
+def cycle(loader: DataLoader, epoch: int) -> Iterator:
+    """Endless batches for the search's valid side, advancing the sampler's epoch on each pass."""
+    while True:
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1_000  # a different, still deterministic, order on the next pass

@@ -1,0 +1,153 @@
+"""The retrain trial: MSINet from a genotype, trained with the ReID recipe of DESIGN.md section 5.
+
+`run_retrain(config)` is a plain function of a config dict: it reports `val/...` every `eval_interval`
+epochs, checkpoints every epoch, resumes from the session's checkpoint, and ends with the test splits
+(`source/...`, `target/...`), the parameter count and MACs. `trainable` is the same under Ray Tune.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import spaces
+from trials.checkpoint import read_state, write_state
+from trials.config import TrialConfig, make_config
+from trials.device import autocast, configure_backends, loader_workers, resolve_device
+from trials.divergence import check_finite
+from trials.loaders import train_loader
+from trials.losses import reid_head_loss
+from trials.rng import rng_state, seed_everything, set_rng_state
+from trials.schedules import warmup_multistep
+from trials.session import LocalSession, TuneSession
+from trials.splits import load_splits, score_tests, score_validation
+
+
+def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, Any]:
+    """Train, validate, test; returns the final metrics (also the last report)."""
+    cfg = config if isinstance(config, TrialConfig) else make_config("retrain", config)
+    session = session or LocalSession(cfg.out)
+    device = resolve_device(cfg.device)
+    configure_backends(device)
+    seed_everything(cfg.seed)
+    workers = loader_workers(cfg.workers)
+
+    splits = load_splits(cfg)
+    genotype = resolve_retrain_genotype(cfg.genotype, cfg.seed)
+    model = spaces.build_msinet(genotype, splits.num_classes, sam_mode=cfg.sam_mode, vehicle=cfg.vehicle)
+    cost = spaces.model_cost(model, (3, *cfg.image_size))
+    pretrained_report = spaces.load_weights(model, cfg.pretrained) if cfg.pretrained else None
+    model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+    )
+    scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
+    loader = train_loader(splits.train, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed, workers,
+                          cfg.cross_domain, pin_memory=device.type == "cuda", replacement=cfg.pk_replacement)
+
+    start_epoch, last_val = 0, {}
+    restored = session.restore()
+    if restored is not None:
+        state = read_state(restored)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        start_epoch, last_val = state["epoch"], state["last_val"]
+
+    static = {"genotype": str(genotype), "params": cost["params"], "params_no_classifier":
+              cost["params_no_classifier"], "macs": cost["macs"], "num_classes": splits.num_classes}
+    if pretrained_report is not None:
+        static["pretrained_missing"] = len(pretrained_report.missing)
+    metrics: dict[str, Any] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        started = time.perf_counter()
+        loader.sampler.set_epoch(epoch)
+        losses, images = train_epoch(model, loader, optimizer, cfg, device, epoch)
+        scheduler.step()
+        seconds = time.perf_counter() - started
+        metrics = {"epoch": epoch + 1, **losses, "lr": optimizer.param_groups[0]["lr"],
+                   "epoch_seconds": seconds, "images_per_second": images / seconds, **static}
+        last_epoch = epoch + 1 == cfg.epochs
+        if (epoch + 1) % cfg.eval_interval == 0 or last_epoch:
+            last_val = score_validation(model, splits, cfg, device, workers)
+            if last_val:
+                last_val["val/epoch"] = epoch + 1
+        metrics.update(last_val)  # carried between evaluations so schedulers always see the metric
+        if last_epoch or (cfg.test_interval and (epoch + 1) % cfg.test_interval == 0):
+            metrics.update(score_tests(model, splits, cfg, device, workers))
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
+                 "last_val": last_val, "config": cfg.to_dict()}
+        with tempfile.TemporaryDirectory(prefix="msinet-retrain-") as tmp:
+            write_state(state, Path(tmp))
+            spaces.save_checkpoint(model, Path(tmp) / "model.pt", genotype, config=cfg.to_dict())
+            (Path(tmp) / "genotype.json").write_text(genotype.to_json())
+            session.report(metrics, Path(tmp))
+    return metrics
+
+
+def train_epoch(model, loader, optimizer, cfg: TrialConfig, device, epoch: int) -> tuple[dict[str, float], int]:
+    """One pass of PK batches; returns the mean of each loss term and the number of images seen."""
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    steps = images = 0
+    batches = itertools.islice(loader, cfg.iters_per_epoch) if cfg.iters_per_epoch else loader
+    for iteration, (inputs, pids, *_rest) in enumerate(batches):
+        inputs = inputs.to(device, non_blocking=True)
+        pids = pids.to(device, non_blocking=True)
+        if cfg.channels_last and device.type == "cuda":
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with autocast(device, cfg.amp):
+            out = model(inputs)
+        terms = retrain_losses(out, pids, cfg)
+        check_finite(terms, epoch + 1, iteration + 1)
+        total = sum(terms.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.detach().float()
+        steps += 1
+        images += inputs.shape[0]
+    if steps == 0:
+        raise RuntimeError("the training loader produced no batch: too few identities for one P x K batch")
+    means = {f"loss/{k}": float(v) / steps for k, v in sums.items()}
+    means["loss"] = sum(means.values())
+    return means, images
+
+
+def retrain_losses(out, pids: torch.Tensor, cfg: TrialConfig) -> dict[str, torch.Tensor]:
+    """Global head + part head (CE with label smoothing + batch-hard triplet), + ratio x SAM when on."""
+    ce_g, tri_g = reid_head_loss(out.global_logits, out.global_feat, pids, cfg.label_smoothing,
+                                 cfg.triplet_margin)
+    ce_p, tri_p = reid_head_loss(out.part_logits, out.part_feat, pids, cfg.label_smoothing, cfg.triplet_margin)
+    terms = {"ce_global": ce_g, "triplet_global": tri_g, "ce_part": ce_p, "triplet_part": tri_p}
+    if out.sam is not None:
+        terms["sam"] = cfg.sam_ratio * spaces.sam_loss(out.sam, pids, cfg.sam_mode)
+    return terms
+
+
+def resolve_retrain_genotype(spec: str, seed: int) -> spaces.Genotype:
+    """`random` alone means a genotype drawn from the trial's seed: the random-architecture baseline."""
+    return spaces.resolve_genotype(f"random:{seed}" if spec == "random" else spec)
+
+
+def trainable(config: dict[str, Any]) -> None:
+    """Ray Tune entry point: the same trial, reporting and checkpointing through Tune's session."""
+    run_retrain(config, TuneSession())
+
+
+if __name__ == "__main__":
+    from trials.cli import main
+
+    main("retrain", run_retrain)

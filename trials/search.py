@@ -1,0 +1,198 @@
+"""The search trial: TCM architecture search over the MSI space (DESIGN.md section 4).
+
+Per iteration, one first-order architecture step on a valid-side batch (skipped on the very first
+iteration), then one weight step on a train-side batch. Every epoch reports the losses, the current
+genotype and the entropy of softmax(alpha); every `eval_interval` epochs the supernet's `val/...` metrics
+on held-out training ids. Outputs: the final genotype and the alpha history (array and long table).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import spaces
+from spaces.genotype import OPERATIONS
+from trials.checkpoint import read_state, write_state
+from trials.config import TrialConfig, make_config
+from trials.data import Sample
+from trials.device import autocast, configure_backends, loader_workers, resolve_device
+from trials.divergence import check_finite
+from trials.loaders import cycle, train_loader
+from trials.rng import rng_state, seed_everything, set_rng_state
+from trials.schedules import warmup_multistep
+from trials.session import LocalSession, TuneSession
+from trials.splits import load_splits, score_validation
+
+
+def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, Any]:
+    """Search, validate every `eval_interval` epochs; returns the final metrics with the genotype."""
+    cfg = config if isinstance(config, TrialConfig) else make_config("search", config)
+    session = session or LocalSession(cfg.out)
+    device = resolve_device(cfg.device)
+    configure_backends(device)
+    seed_everything(cfg.seed)
+    workers = loader_workers(cfg.workers)
+
+    splits = load_splits(cfg)
+    split = spaces.tcm_split if cfg.supervision == "tcm" else spaces.classification_split
+    train_side, valid_side = ([Sample(*s) for s in side] for side in split(splits.train))
+    model = spaces.Supernet().to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    train_criterion, valid_criterion = _criteria(cfg, train_side, valid_side, device)
+
+    weight_params = model.weight_parameters() + list(train_criterion.parameters())
+    optimizer = torch.optim.SGD(weight_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
+    architect = spaces.Architect(model, _full_precision(valid_criterion, device), lr=cfg.arch_lr,
+                                 weight_decay=cfg.arch_weight_decay, milestones=cfg.arch_milestones)
+    pin = device.type == "cuda"
+    loaders = [train_loader(side, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed + i, workers,
+                            cfg.cross_domain, pin, cfg.pk_replacement)
+               for i, side in enumerate((train_side, valid_side))]
+
+    start_epoch, last_val, history = 0, {}, []
+    restored = session.restore()
+    if restored is not None:
+        state = read_state(restored)
+        model.load_state_dict(state["model"])
+        train_criterion.load_state_dict(state["train_criterion"])
+        valid_criterion.load_state_dict(state["valid_criterion"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        architect.optimizer.load_state_dict(state["arch_optimizer"])
+        architect.scheduler.load_state_dict(state["arch_scheduler"])
+        set_rng_state(state["rng"])
+        start_epoch, last_val, history = state["epoch"], state["last_val"], state["alpha_history"]
+
+    metrics: dict[str, Any] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        started = time.perf_counter()
+        losses = search_epoch(model, loaders, architect, train_criterion, optimizer, cfg, device, epoch)
+        scheduler.step()
+        architect.epoch_end()
+        probabilities = model.arch_weights().cpu().numpy()
+        history.append(probabilities)
+        genotype = model.genotype()
+        metrics = {"epoch": epoch + 1, **losses, "lr": optimizer.param_groups[0]["lr"],
+                   "arch_lr": architect.optimizer.param_groups[0]["lr"], "genotype": str(genotype),
+                   "alpha/entropy": alpha_entropy(probabilities), "epoch_seconds": time.perf_counter() - started,
+                   "supervision": cfg.supervision}
+        last_epoch = epoch + 1 == cfg.epochs
+        if (epoch + 1) % cfg.eval_interval == 0 or last_epoch:
+            last_val = score_validation(model, splits, cfg, device, workers)
+            if last_val:
+                last_val["val/epoch"] = epoch + 1
+        metrics.update(last_val)
+        state = {"model": model.state_dict(), "train_criterion": train_criterion.state_dict(),
+                 "valid_criterion": valid_criterion.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "arch_optimizer": architect.optimizer.state_dict(),
+                 "arch_scheduler": architect.scheduler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
+                 "last_val": last_val, "alpha_history": history, "config": cfg.to_dict()}
+        with tempfile.TemporaryDirectory(prefix="msinet-search-") as tmp:
+            write_state(state, Path(tmp))
+            write_search_outputs(Path(tmp), genotype, history)
+            session.report(metrics, Path(tmp))
+    return metrics
+
+
+def search_epoch(model, loaders, architect, train_criterion, optimizer, cfg: TrialConfig, device,
+                 epoch: int) -> dict[str, float]:
+    """Alternate architecture and weight steps over one pass of the train side."""
+    train, valid = loaders
+    model.train()
+    train.sampler.set_epoch(epoch)
+    valid_batches = cycle(valid, epoch)
+    batches = itertools.islice(train, cfg.iters_per_epoch) if cfg.iters_per_epoch else train
+    weight_sum = torch.zeros((), device=device)
+    arch_sum = 0.0
+    steps = arch_steps = 0
+    for iteration, (inputs, pids, *_rest) in enumerate(batches):
+        if epoch > 0 or iteration > 0:  # no architecture step before the weights have moved once
+            v_inputs, v_pids, *_ = next(valid_batches)
+            with autocast(device, cfg.amp):
+                arch_loss = torch.tensor(architect.step(_to(v_inputs, device, cfg), v_pids.to(device)))
+            arch_sum += float(arch_loss)
+            arch_steps += 1
+        inputs, pids = _to(inputs, device, cfg), pids.to(device, non_blocking=True)
+        with autocast(device, cfg.amp):
+            features = model(inputs)
+        loss = train_criterion(features.float(), pids)
+        check_finite({"weight": loss} | ({"architecture": arch_loss} if arch_steps else {}),
+                     epoch + 1, iteration + 1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        weight_sum = weight_sum + loss.detach()
+        steps += 1
+    if steps == 0:
+        raise RuntimeError("the search's train side produced no batch: too few identities for one P x K batch")
+    out = {"loss/weight": float(weight_sum) / steps}
+    if arch_steps:
+        out["loss/architecture"] = arch_sum / arch_steps
+    return out
+
+
+def alpha_entropy(probabilities: np.ndarray) -> float:
+    """Mean entropy of softmax(alpha) over the 12 slots, in nats: log 4 at start, 0 when decided."""
+    p = np.clip(probabilities, 1e-12, 1.0)
+    return float(-(p * np.log(p)).sum(axis=1).mean())
+
+
+def write_search_outputs(directory: Path, genotype: spaces.Genotype, history: list[np.ndarray]) -> None:
+    """genotype.json, alpha_history.npy (epochs x 12 x 4) and alpha_history.csv (one row per weight)."""
+    (directory / "genotype.json").write_text(genotype.to_json())
+    array = np.stack(history) if history else np.zeros((0, 12, len(OPERATIONS)))
+    np.save(directory / "alpha_history.npy", array)
+    with open(directory / "alpha_history.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", "slot", "cell", "step", "operation", "weight"])
+        for epoch, probabilities in enumerate(array, start=1):
+            for slot, row in enumerate(probabilities):
+                for op, weight in zip(OPERATIONS, row, strict=True):
+                    writer.writerow([epoch, slot, slot // 2, slot % 2 + 1, op, f"{weight:.6f}"])
+
+
+def _criteria(cfg: TrialConfig, train_side: list[Sample], valid_side: list[Sample], device):
+    if cfg.supervision == "classification":
+        head = spaces.ClassificationHead(spaces.num_ids(train_side)).to(device)
+        return head, head
+    return tuple(
+        spaces.PrototypeMemory(spaces.num_ids(side), temperature=cfg.memory_temperature,
+                               momentum=cfg.memory_momentum).to(device)
+        for side in (train_side, valid_side)
+    )
+
+
+def _full_precision(criterion, device):
+    """Memories update in the backward pass and need float32 features, even under bf16 autocast."""
+    def loss(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, enabled=False):
+            return criterion(features.float(), targets)
+    return loss
+
+
+def _to(inputs: torch.Tensor, device, cfg: TrialConfig) -> torch.Tensor:
+    inputs = inputs.to(device, non_blocking=True)
+    if cfg.channels_last and device.type == "cuda":
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def trainable(config: dict[str, Any]) -> None:
+    """Ray Tune entry point: the same trial, reporting and checkpointing through Tune's session."""
+    run_search(config, TuneSession())
+
+
+if __name__ == "__main__":
+    from trials.cli import main
+
+    main("search", run_search)
