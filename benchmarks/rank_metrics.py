@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=6)
     parser.add_argument("--loop-queries", type=int, default=0, help="queries the loop runs on (default 0: all)")
     parser.add_argument("--repeats", type=int, default=3, help="vectorised timing: best of this many runs")
+    parser.add_argument("--threads", type=int, default=0, help="rank_metrics threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -71,14 +73,19 @@ def main() -> None:
     inputs = (distmat, q_pids, g_pids, q_camids, g_camids)
     print(f"{args.queries} queries x {args.gallery} gallery, {args.ids} ids, {args.cameras} cameras, float32")
 
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        fast = rank_metrics(*inputs)
-        times.append(time.perf_counter() - start)
-    fast_s = min(times)
-    runs = ", ".join(f"{t:.3f}" for t in times)
-    print(f"rank_metrics (vectorised): {fast_s:.3f} s (best of {args.repeats}; runs {runs})")
+    def best_time(num_threads: int) -> tuple[float, dict, str]:
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            result = rank_metrics(*inputs, num_threads=num_threads)
+            times.append(time.perf_counter() - start)
+        return min(times), result, ", ".join(f"{t:.3f}" for t in times)
+
+    threads = args.threads or torch.get_num_threads()
+    single_s, _, runs = best_time(1)
+    print(f"rank_metrics, 1 thread: {single_s:.3f} s (best of {args.repeats}; runs {runs})")
+    fast_s, fast, runs = best_time(threads)
+    print(f"rank_metrics, {threads} threads: {fast_s:.3f} s (best of {args.repeats}; runs {runs})")
 
     subset = args.queries if args.loop_queries <= 0 else min(args.loop_queries, args.queries)
     sub_inputs = (distmat[:subset], q_pids[:subset], g_pids, q_camids[:subset], g_camids)
@@ -96,7 +103,8 @@ def main() -> None:
         loop_total = loop_s
         print(f"per-query loop: {loop_total:.2f} s")
         reference = fast
-    print(f"speed-up: {loop_total / fast_s:.1f}x")
+    speed_up = f"{loop_total / single_s:.1f}x (1 thread), {loop_total / fast_s:.1f}x ({threads} threads)"
+    print(f"speed-up over the loop: {speed_up}")
 
     diff = max_difference(reference, slow)
     agree = diff <= 1e-6 and reference["num_valid_queries"] == slow["num_valid_queries"]

@@ -11,6 +11,6 @@ from trials.data import synthesize
 def synthetic_root(tmp_path_factory) -> Path:
     """Market-1501 (domain A) and VeRi-776 (domain B) layouts under one --data-dir."""
     root = tmp_path_factory.mktemp("reid-data")
-    synthesize("market1501", root, ids=16, seed=0, domain="A")
+    synthesize("market1501", root, ids=40, seed=0, domain="A")
     synthesize("veri", root, ids=12, seed=1, domain="B")
     return root

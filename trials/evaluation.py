@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -83,6 +84,7 @@ def rank_metrics(
     max_rank: int = 50,
     remove_same_camera: bool = True,
     chunk_size: int = 256,
+    num_threads: int | None = None,
 ) -> dict:
     """CMC, mAP and mINP under the Market-1501 protocol (module docstring) for a query x gallery distmat.
 
@@ -91,9 +93,11 @@ def rank_metrics(
     "num_valid_queries": int}``. Raises ValueError on shape mismatches, NaN distances, or when no query
     has a match left in the gallery.
 
-    Queries are processed ``chunk_size`` rows at a time; the peak extra memory is about
-    ``chunk_size x num_gallery`` distances (the sorted copy of the chunk: 16 MB for 256 x 15,913 float32)
-    plus a few arrays the size of the chunk's matches.
+    Queries are processed ``chunk_size`` rows at a time by ``num_threads`` threads (default
+    ``torch.get_num_threads()``, which follows OMP_NUM_THREADS and so a Ray worker's CPU share; numpy's
+    sort releases the GIL). Peak extra memory is about ``num_threads x chunk_size x num_gallery``
+    distances (the sorted copies: 16 MB per thread for 256 x 15,913 float32) plus arrays the size of the
+    chunks' matches. The result does not depend on ``chunk_size`` or ``num_threads``.
     """
     dist = _host_array(distmat)
     if dist.ndim != 2:
@@ -114,47 +118,48 @@ def rank_metrics(
     sorted_pids = g_pids[by_pid]
     match_lo = np.searchsorted(sorted_pids, q_pids, side="left")
     match_hi = np.searchsorted(sorted_pids, q_pids, side="right")
-
     num_ranks = min(max_rank, num_gallery)
-    first_match_hist = np.zeros(num_ranks + 1, dtype=np.int64)  # last bin: first match beyond num_ranks
-    ap_sum = inp_sum = 0.0
-    num_valid = 0
-    for start in range(0, num_query, chunk_size):
+
+    def chunk_scores(start: int) -> tuple[np.ndarray, float, float, int]:
+        """(histogram of first-match ranks, sum of AP, sum of INP, valid queries) of one chunk."""
         stop = min(start + chunk_size, num_query)
         block = dist[start:stop]
         if np.isnan(block).any():
             raise ValueError(f"distmat contains NaN (query rows {start}..{stop - 1})")
+        rows = slice(start, stop)
         row, ranks = _match_ranks(
-            block,
-            match_lo[start:stop],
-            match_hi[start:stop],
-            by_pid,
-            g_camids,
-            q_camids[start:stop],
-            remove_same_camera,
+            block, match_lo[rows], match_hi[rows], by_pid, g_camids, q_camids[rows], remove_same_camera
         )
         # `ranks` are 0-based ranks in the filtered list, ascending within each row.
         num_matches = np.bincount(row, minlength=stop - start)
         valid = num_matches > 0
         seg_start = np.cumsum(num_matches) - num_matches
         hits_so_far = np.arange(len(row)) - seg_start[row] + 1
-        ap = np.bincount(row, weights=hits_so_far / (ranks + 1), minlength=stop - start)[valid]
+        ap = np.bincount(row, weights=hits_so_far / (ranks + 1), minlength=stop - start)[valid] / num_matches[valid]
         first_rank = ranks[seg_start[valid]]
         last_rank = ranks[seg_start[valid] + num_matches[valid] - 1]
-        ap_sum += float((ap / num_matches[valid]).sum())
-        inp_sum += float((num_matches[valid] / (last_rank + 1)).sum())
-        first_match_hist += np.bincount(np.minimum(first_rank, num_ranks), minlength=num_ranks + 1)
-        num_valid += int(valid.sum())
+        first_hist = np.bincount(np.minimum(first_rank, num_ranks), minlength=num_ranks + 1)  # last: beyond
+        return first_hist, float(ap.sum()), float((num_matches[valid] / (last_rank + 1)).sum()), int(valid.sum())
 
+    starts = range(0, num_query, chunk_size)
+    num_threads = min(num_threads or torch.get_num_threads(), len(starts))
+    if num_threads > 1:
+        with ThreadPoolExecutor(num_threads) as pool:
+            parts = list(pool.map(chunk_scores, starts))
+    else:
+        parts = [chunk_scores(start) for start in starts]
+
+    num_valid = sum(part[3] for part in parts)
     if num_valid == 0:
         raise ValueError(
             f"no query has a match in the gallery ({num_query} queries, {num_gallery} gallery images, "
             f"remove_same_camera={remove_same_camera}): check that query and gallery share identities"
         )
+    first_match_hist = np.sum([part[0] for part in parts], axis=0)
     return {
         "cmc": np.cumsum(first_match_hist[:num_ranks]) / num_valid,
-        "mAP": ap_sum / num_valid,
-        "mINP": inp_sum / num_valid,
+        "mAP": sum(part[1] for part in parts) / num_valid,
+        "mINP": sum(part[2] for part in parts) / num_valid,
         "num_valid_queries": num_valid,
     }
 

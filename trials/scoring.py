@@ -37,8 +37,8 @@ def score_split(
     n = len(query)
     qf, gf = features[:n], features[n:]
     distmat = pairwise_distance(qf, gf)
-    if rerank:
-        distmat = re_ranking(distmat, pairwise_distance(qf, qf), pairwise_distance(gf, gf))
+    if rerank:  # k-reciprocal re-ranking works on squared euclidean distances, as in its paper's code
+        distmat = re_ranking(distmat**2, pairwise_distance(qf, qf) ** 2, pairwise_distance(gf, gf) ** 2)
     cameras = len(set(camids.tolist())) > 1
     result = rank_metrics(distmat, pids[:n], pids[n:], camids[:n], camids[n:], remove_same_camera=cameras)
     return _flatten(result, prefix)

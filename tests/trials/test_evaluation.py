@@ -167,6 +167,14 @@ def test_equals_reference_on_continuous_distances_and_sparse_ids(seed):
     assert_metrics_equal(rank_metrics(*args, chunk_size=16), expected)
 
 
+def test_result_does_not_depend_on_chunks_or_threads():
+    rng = np.random.default_rng(8)
+    distmat = rng.integers(0, 20, (90, 200)).astype(np.float32)
+    args = (distmat, rng.integers(0, 15, 90), rng.integers(0, 15, 200), rng.integers(0, 3, 90), rng.integers(0, 3, 200))
+    serial = rank_metrics(*args, num_threads=1)
+    assert_metrics_equal(rank_metrics(*args, chunk_size=7, num_threads=3), serial, atol=1e-15)
+
+
 def test_accepts_torch_tensors():
     rng = np.random.default_rng(7)
     distmat = rng.random((20, 80)).astype(np.float32)
@@ -336,3 +344,13 @@ def test_summary_rank_k_beyond_the_gallery_is_the_last_cmc_value():
     summary = metric_summary({"cmc": np.array([0.25, 0.5, 0.75]), "mAP": 0.5, "mINP": 0.25, "num_valid_queries": 4})
     assert (summary["rank1"], summary["rank5"], summary["rank10"]) == (0.25, 0.75, 0.75)
     assert summary["cmc"] == [0.25, 0.5, 0.75]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_evaluate_on_cuda_matches_cpu():
+    q_pids, g_pids = np.arange(6), np.repeat(np.arange(8), 3)
+    q_loader = loader(q_pids, np.zeros(6, dtype=np.int64), seed=1)
+    g_loader = loader(g_pids, np.ones(24, dtype=np.int64), seed=2)
+    on_cpu = evaluate(RecordingModel(16), q_loader, g_loader, torch.device("cpu"))
+    on_cuda = evaluate(RecordingModel(16).cuda(), q_loader, g_loader, torch.device("cuda"))
+    assert on_cuda["mAP"] == pytest.approx(on_cpu["mAP"]) and on_cuda["cmc"] == pytest.approx(on_cpu["cmc"])

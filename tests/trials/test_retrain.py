@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow
 
 
 def _config(root, out, **extra):
-    return {"scale": "smoke", "dataset": "market1501", "data_dir": str(root), "out": str(out), "height": 32,
-            "ids_per_batch": 4, "instances": 4, "eval_interval": 1, "seed": 0, **extra}
+    return {"scale": "smoke", "dataset": "market1501", "data_dir": str(root), "out": str(out),
+            "eval_interval": 1, "seed": 0, **extra}
 
 
 class Interrupted(Exception):
@@ -38,7 +38,7 @@ class StopAfter(LocalSession):
 
 
 def test_retrain_learns_far_beyond_the_untrained_network(synthetic_root, tmp_path):
-    config = _config(synthetic_root, tmp_path / "run", epochs=6, milestones=[5])
+    config = _config(synthetic_root, tmp_path / "run", epochs=25, milestones=[20], eval_interval=5)
     final = run_retrain(config, LocalSession(config["out"], verbose=False))
 
     cfg = make_config("retrain", config)

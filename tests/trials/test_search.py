@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def _config(root, out, **extra):
-    return {"scale": "smoke", "dataset": "market1501", "data_dir": str(root), "out": str(out), "height": 32,
+    return {"scale": "smoke", "dataset": "market1501", "data_dir": str(root), "out": str(out),
             "ids_per_batch": 4, "instances": 2, "epochs": 2, "eval_interval": 1, "seed": 0, **extra}
 
 

@@ -18,7 +18,7 @@ def _run(*args, cwd=ROOT):
 def test_retrain_then_evaluate_its_checkpoint(synthetic_root, tmp_path):
     out = tmp_path / "retrain"
     done = _run("trials.retrain", "--scale", "smoke", "--data-dir", str(synthetic_root), "--epochs", "1",
-                "--height", "32", "--ids-per-batch", "4", "--out", str(out), "--set", "eval_interval=1")
+                "--ids-per-batch", "4", "--out", str(out), "--set", "eval_interval=1")
     assert done.returncode == 0, done.stderr
     final = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"source/mAP", "source/rank1", "val/mAP", "params", "genotype"} <= set(final)
@@ -27,7 +27,7 @@ def test_retrain_then_evaluate_its_checkpoint(synthetic_root, tmp_path):
     assert again.returncode == 2 and "--resume" in again.stderr  # nothing recorded is overwritten
 
     scored = _run("trials.evaluate", "--weights", str(out / "checkpoint" / "model.pt"), "--dataset",
-                  "market1501", "--data-dir", str(synthetic_root), "--height", "32")
+                  "market1501", "--data-dir", str(synthetic_root), "--height", "64")
     assert scored.returncode == 0, scored.stderr
     metrics = json.loads(scored.stdout.strip().splitlines()[-1])
     assert metrics["genotype"] == final["genotype"]
@@ -37,7 +37,7 @@ def test_retrain_then_evaluate_its_checkpoint(synthetic_root, tmp_path):
 @pytest.mark.slow
 def test_search_prints_its_genotype(synthetic_root, tmp_path):
     done = _run("trials.search", "--scale", "smoke", "--data-dir", str(synthetic_root), "--epochs", "1",
-                "--height", "32", "--ids-per-batch", "4", "--instances", "2", "--out", str(tmp_path))
+                "--ids-per-batch", "4", "--instances", "2", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     final = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(final["genotype"].split("/")) == 6
@@ -51,7 +51,7 @@ def test_search_prints_its_genotype(synthetic_root, tmp_path):
     (["--set", "colour=red"], "colour"),
 ])
 def test_bad_retrain_input_is_a_clear_error(synthetic_root, tmp_path, args, needle):
-    base = ["trials.retrain", "--scale", "smoke", "--epochs", "1", "--height", "32", "--out", str(tmp_path)]
+    base = ["trials.retrain", "--scale", "smoke", "--epochs", "1", "--out", str(tmp_path)]
     if "--data-dir" not in args:
         base += ["--data-dir", str(synthetic_root)]
     done = _run(*base, *args)

@@ -13,10 +13,12 @@ Each camera changes appearance: background, illumination and colour cast, blur, 
 offset, viewpoint (persons: seen from the front or the back; vehicles: azimuth and elevation), and random
 partial occlusion. Identities are learnable from pixels but raw-pixel matching is far from perfect.
 
-Two rendering domains: A (saturated palette, daylight, plain backgrounds) and B (muted palette with
-shifted hues, dark textured backgrounds, strong colour casts, smaller and more offset subjects, more
-occlusion). Every random draw comes from a generator seeded by (seed, layout family, domain, ...): the same
-arguments give byte-identical files, and other seeds, domains or layouts do not share identities.
+Two rendering domains: A (one saturation level, bright values, few neutrals; daylight; plain or
+gradient backgrounds; mild colour casts) and B (hues shifted half a step, two saturation levels, darker
+values, more neutrals, muted car paints; dark textured backgrounds; bluish casts, more blur and noise;
+smaller, more offset subjects; more occlusion). Every random draw comes from a generator seeded by
+(seed, layout family, domain, ...): the same arguments give byte-identical files, and other seeds, domains
+or layouts do not share identities.
 
 Splits follow the real datasets: identities are split in disjoint train and test halves; each id is seen
 by 2-4 cameras; train has 6-10 images per id; a test id has one query image per camera it is seen by and
@@ -24,13 +26,14 @@ by 2-4 cameras; train has 6-10 images per id; a test id has one query image per 
 images in bounding_box_test; MSMT17's list_val holds one image per train id; VehicleID's nested test lists
 hold the first third, two thirds and all of the test ids (800, 1600, 2400).
 
-A `synthetic.json` file in the dataset folder records the arguments and counts; calling `synthesize`
-again with the same arguments reuses the folder.
+A `synthetic.json` file in the dataset folder records the arguments, a fingerprint of this file's code and
+the counts; calling `synthesize` again with the same arguments (and code) reuses the folder.
 """
 
 from __future__ import annotations
 
 import colorsys
+import hashlib
 import json
 import math
 import os
@@ -83,16 +86,16 @@ class _Style:
 
 _STYLES = {
     "A": _Style(
-        hues=tuple(i / 12 for i in range(12)), saturations=(0.65, 0.9), values=(0.6, 0.92),
+        hues=tuple(i / 10 for i in range(10)), saturations=(0.75,), values=(0.65, 0.92),
         neutrals=((0.95, 0.95, 0.95), (0.6, 0.6, 0.6), (0.15, 0.15, 0.15)), neutral_p=0.2,
-        background_value=(0.6, 0.85), textured=False, gain=(0.85, 1.15), cast=0.06, cast_shift=(1.0, 1.0, 1.0),
-        blur=(0.0, 0.6), noise=2.0, scale=(0.86, 0.96), offset=0.04, occlusion_p=0.15,
+        background_value=(0.6, 0.85), textured=False, gain=(0.75, 1.2), cast=0.1, cast_shift=(1.0, 1.0, 1.0),
+        blur=(0.0, 0.7), noise=2.0, scale=(0.8, 0.96), offset=0.06, occlusion_p=0.2,
     ),
     "B": _Style(
-        hues=tuple(i / 12 + 1 / 24 for i in range(12)), saturations=(0.3, 0.55), values=(0.35, 0.65),
-        neutrals=((0.8, 0.78, 0.75), (0.45, 0.45, 0.47), (0.1, 0.1, 0.12), (0.35, 0.25, 0.2)), neutral_p=0.35,
-        background_value=(0.15, 0.45), textured=True, gain=(0.6, 1.0), cast=0.15, cast_shift=(0.9, 1.0, 1.12),
-        blur=(0.3, 1.1), noise=5.0, scale=(0.72, 0.9), offset=0.09, occlusion_p=0.3,
+        hues=tuple(i / 10 + 1 / 20 for i in range(10)), saturations=(0.45, 0.8), values=(0.5, 0.85),
+        neutrals=((0.8, 0.78, 0.75), (0.45, 0.45, 0.47), (0.1, 0.1, 0.12), (0.35, 0.25, 0.2)), neutral_p=0.25,
+        background_value=(0.15, 0.45), textured=True, gain=(0.6, 1.0), cast=0.08, cast_shift=(0.9, 1.0, 1.12),
+        blur=(0.2, 0.8), noise=4.0, scale=(0.72, 0.9), offset=0.09, occlusion_p=0.3,
     ),
 }
 
@@ -136,12 +139,14 @@ class _Camera:
     light: tuple[float, float, float]
 
 
-def _camera(rng: np.random.Generator, style: _Style) -> _Camera:
+def _camera(rng: np.random.Generator, style: _Style, vehicle: bool) -> _Camera:
     lo, hi = style.background_value
     hue = float(rng.random())
     base = _hsv(hue, float(rng.uniform(0.05, 0.3)), float(rng.uniform(lo, hi)))
     second = _hsv(hue + float(rng.uniform(-0.15, 0.15)), float(rng.uniform(0.05, 0.35)), float(rng.uniform(lo, hi)))
-    patterns = ("noise", "stripes", "bricks") if style.textured else ("plain", "gradient")
+    # B: vehicles stand on blotchy asphalt; persons also before walls (bricks) and railings (stripes)
+    textures = ("noise",) if vehicle else ("noise", "stripes", "bricks")
+    patterns = textures if style.textured else ("plain", "gradient")
     cast = tuple(float(s * rng.normal(1.0, style.cast)) for s in style.cast_shift)
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.8, 1.6)])
     return _Camera(
@@ -182,6 +187,13 @@ def _background(rng: np.random.Generator, cam: _Camera, height: int, width: int)
         img = np.where(mortar[..., None], b * 0.7, a)
     grain = rng.normal(0, 0.02, (height, width, 1))
     return np.clip(img * shade + grain, 0, 1)
+
+
+def _canvas(rng: np.random.Generator, cam: _Camera, size: tuple[int, int], ss: int) -> Image.Image:
+    """The background, drawn at the output size and enlarged to the supersampled drawing canvas."""
+    height, width = size
+    background = Image.fromarray((_background(rng, cam, height, width) * 255).astype(np.uint8))
+    return background.resize((width * ss, height * ss), Image.BILINEAR)
 
 
 def _finish(canvas: Image.Image, size: tuple[int, int], cam: _Camera, rng: np.random.Generator,
@@ -284,7 +296,7 @@ def _render_person(p: _Person, cam: _Camera, rng: np.random.Generator, size: tup
     height, width = size
     ss = max(1, math.ceil(256 / height))
     ch, cw = height * ss, width * ss
-    canvas = Image.fromarray((_background(rng, cam, ch, cw) * 255).astype(np.uint8))
+    canvas = _canvas(rng, cam, size, ss)
     draw = ImageDraw.Draw(canvas)
 
     fh = ch * cam.scale * p.height * float(rng.uniform(0.94, 1.04))
@@ -368,7 +380,8 @@ def _render_person(p: _Person, cam: _Camera, rng: np.random.Generator, size: tup
         draw.polygon([(xa, torso_top), (xb, torso_top), (xb + swing, torso_top + arm_len),
                       (xa + swing, torso_top + arm_len)], fill=_rgb255(upper))
         if p.sleeves == "short":
-            draw.polygon([(xa + swing * 0.45, torso_top + arm_len * 0.45), (xb + swing * 0.45, torso_top + arm_len * 0.45),
+            elbow = torso_top + arm_len * 0.45
+            draw.polygon([(xa + swing * 0.45, elbow), (xb + swing * 0.45, elbow),
                           (xb + swing, torso_top + arm_len), (xa + swing, torso_top + arm_len)], fill=_rgb255(skin))
         draw.ellipse([xa + swing, torso_top + arm_len - aw * 0.3, xb + swing, torso_top + arm_len + aw * 0.7],
                      fill=_rgb255(skin))
@@ -445,7 +458,7 @@ def _vehicle(rng: np.random.Generator, style: _Style, palette: list[RGB]) -> tup
     paint = int(rng.integers(len(_CAR_COLOURS)))
     h, s, v = _CAR_COLOURS[paint]
     if domain_b:  # muted, darker paints with shifted hues
-        h, s, v = h + 0.04, s * 0.6, 0.15 + v * 0.6
+        h, s, v = h + 0.04, s * 0.75, 0.25 + v * 0.65
     body = _hsv(h + float(rng.normal(0, 0.01)), s, v * float(rng.uniform(0.92, 1.05)))
     roof_kind = int(rng.choice(3, p=[0.7, 0.15, 0.15]))
     roof = body if roof_kind == 0 else ((0.08, 0.08, 0.08) if roof_kind == 1 else (0.92, 0.92, 0.92))
@@ -522,7 +535,7 @@ def _render_vehicle(v: _Vehicle, cam: _Camera, rng: np.random.Generator, size: t
     height, width = size
     ss = max(1, math.ceil(256 / max(height, width)))
     ch, cw = height * ss, width * ss
-    canvas = Image.fromarray((_background(rng, cam, ch, cw) * 255).astype(np.uint8))
+    canvas = _canvas(rng, cam, size, ss)
     draw = ImageDraw.Draw(canvas)
     # lane markings
     for _ in range(int(rng.integers(0, 3))):
@@ -765,7 +778,8 @@ def _write_layout(layout: str, root: Path, shots: list[_Shot], images: dict[int,
             n = per_pid.get((side, s.pid), 0)
             per_pid[(side, s.pid)] = n + 1
             daytime = ("morning", "noon", "afternoon")[s.key % 3]
-            rel = f"{s.pid:04d}/{s.pid:04d}_{n:03d}_{s.cam + 1:02d}_0{302 + s.key % 2}{daytime}_{s.key % 9000:04d}_{n % 4}.jpg"
+            name = f"{s.pid:04d}_{n:03d}_{s.cam + 1:02d}_0{302 + s.key % 2}{daytime}_{s.key % 9000:04d}_{n % 4}.jpg"
+            rel = f"{s.pid:04d}/{name}"
             save(images[s.key], root / (train_dir if side == "train" else test_dir) / rel)
             lists[s.split].append(f"{rel} {s.pid}")
         for name, lines in lists.items():
@@ -805,7 +819,7 @@ def _render_all(layout: str, shots: list[_Shot], n_ids: int, seed: int, domain: 
         keys.add(key)
         identities.append(ident)
     cam_rng = _rng(seed, layout, domain, 2)
-    cameras = [_camera(cam_rng, style) for _ in range(_CAMERAS[family])]
+    cameras = [_camera(cam_rng, style, vehicle) for _ in range(_CAMERAS[family])]
 
     images = {}
     for s in shots:
@@ -862,8 +876,8 @@ def synthesize(layout: str, out: str | os.PathLike, ids: int = DEFAULT_IDS, seed
 
     out = Path(out)
     root = out / _FOLDER[layout]
-    request = {"generator": "trials.data.synthetic", "version": 1, "layout": layout, "ids": ids, "seed": seed,
-               "image_size": list(size), "domain": domain}
+    request = {"generator": "trials.data.synthetic", "code": _code_digest(), "layout": layout, "ids": ids,
+               "seed": seed, "image_size": list(size), "domain": domain}
     if root.exists():
         reused = _reuse(root, request, overwrite)
         if reused is not None:
@@ -889,6 +903,11 @@ def synthesize(layout: str, out: str | os.PathLike, ids: int = DEFAULT_IDS, seed
         if staging.exists():
             shutil.rmtree(staging)
     return {**counts, "root": str(root)}
+
+
+def _code_digest() -> str:
+    """Fingerprint of this generator's code: data written by an older renderer is not reused."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def _reuse(root: Path, request: dict, overwrite: bool) -> dict | None:
