@@ -18,7 +18,7 @@ $(STAMP): requirements.txt
 DATA := runs/data
 
 run: install
-	$(PY) -m trials.data synthesize --layout market1501 --out $(DATA) --ids 24 --seed 0 --domain A
+	$(PY) -m trials.data synthesize --layout market1501 --out $(DATA) --ids 40 --seed 0 --domain A
 	$(PY) -m trials.data summary --dataset market1501 --data-dir $(DATA)
 	$(PY) -m trials.evaluate --dataset market1501 --data-dir $(DATA) --height 64
 	$(PY) -m trials.retrain --scale smoke --dataset market1501 --data-dir $(DATA)

@@ -52,7 +52,7 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     weight_params = model.weight_parameters() + list(train_criterion.parameters())
     optimizer = torch.optim.SGD(weight_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
-    architect = spaces.Architect(model, _full_precision(valid_criterion, device), lr=cfg.arch_lr,
+    architect = spaces.Architect(model, valid_criterion, lr=cfg.arch_lr,
                                  weight_decay=cfg.arch_weight_decay, milestones=cfg.arch_milestones)
     pin = device.type == "cuda"
     loaders = [train_loader(side, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed + i, workers,
@@ -170,14 +170,6 @@ def _criteria(cfg: TrialConfig, train_side: list[Sample], valid_side: list[Sampl
                                momentum=cfg.memory_momentum).to(device)
         for side in (train_side, valid_side)
     )
-
-
-def _full_precision(criterion, device):
-    """Memories update in the backward pass and need float32 features, even under bf16 autocast."""
-    def loss(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, enabled=False):
-            return criterion(features.float(), targets)
-    return loss
 
 
 def _to(inputs: torch.Tensor, device, cfg: TrialConfig) -> torch.Tensor:

@@ -1,0 +1,54 @@
+"""The trials run under a real Ray Tune unchanged, and a trial that dies resumes from its checkpoint."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def flaky_retrain(config):
+    """The retrain trainable, except that its first attempt dies right after its first report."""
+    from trials.retrain import run_retrain
+    from trials.session import TuneSession
+
+    marker = Path(config.pop("marker"))
+
+    class DiesOnce(TuneSession):
+        def report(self, metrics, checkpoint_dir=None):
+            super().report(metrics, checkpoint_dir)
+            if not marker.exists():
+                marker.write_text("died")
+                raise RuntimeError("simulated worker failure")
+
+    run_retrain(config, DiesOnce())
+
+
+def test_retrain_trainable_resumes_after_a_failure_under_tune(synthetic_root, tmp_path):
+    ray = pytest.importorskip("ray")
+    from ray import tune
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}})
+    try:
+        config = {"scale": "smoke", "dataset": "market1501", "data_dir": str(synthetic_root), "epochs": 3,
+                  "eval_interval": 1, "marker": str(tmp_path / "marker")}
+        tuner = tune.Tuner(
+            tune.with_resources(flaky_retrain, {"cpu": 1}),
+            param_space=config,
+            run_config=tune.RunConfig(name="resume", storage_path=str(tmp_path / "results"),
+                                      failure_config=tune.FailureConfig(max_failures=1), verbose=0),
+        )
+        result = tuner.fit()[0]
+    finally:
+        ray.shutdown()
+    assert result.error is None
+    assert (tmp_path / "marker").exists(), "the first attempt did not die"
+    assert result.metrics["epoch"] == 3
+    epochs = list(result.metrics_dataframe["epoch"])
+    assert epochs == [1, 2, 3], epochs  # resumed at epoch 2, not restarted from scratch
+    assert {"val/mAP", "source/mAP", "genotype", "params"} <= set(result.metrics)
+    with result.checkpoint.as_directory() as d:
+        assert {"state.pt", "model.pt", "genotype.json"} <= set(os.listdir(d))
