@@ -73,5 +73,11 @@ class TuneSession:
         tune.report(metrics, checkpoint=checkpoint)
 
 
+PROGRESS_KEYS = ("epoch", "loss", "loss/weight", "loss/architecture", "lr", "genotype", "val/mAP", "val/rank1")
+
+
 def _short(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(v, 5) if isinstance(v, float) else v for k, v in metrics.items() if not isinstance(v, list)}
+    """A progress line: the keys a person watches, plus the test metrics once they exist."""
+    keep = {k: v for k, v in metrics.items()
+            if k in PROGRESS_KEYS or (k.startswith(("source/", "target/")) and not isinstance(v, list))}
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in keep.items()}
