@@ -17,25 +17,21 @@ import torch
 
 import spaces
 from trials.checkpoint import read_state, write_state
-from trials.config import TrialConfig, make_config
-from trials.device import autocast, configure_backends, loader_workers, resolve_device
+from trials.config import TrialConfig
+from trials.device import autocast
 from trials.divergence import check_finite
 from trials.loaders import train_loader
 from trials.losses import reid_head_loss
-from trials.rng import rng_state, seed_everything, set_rng_state
+from trials.rng import rng_state, set_rng_state
 from trials.schedules import warmup_multistep
-from trials.session import LocalSession, TuneSession
-from trials.splits import load_splits, score_tests, score_validation
+from trials.session import TuneSession
+from trials.splits import load_splits, refresh_validation, score_tests
+from trials.startup import start_trial
 
 
 def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, Any]:
     """Train, validate, test; returns the final metrics (also the last report)."""
-    cfg = config if isinstance(config, TrialConfig) else make_config("retrain", config)
-    session = session or LocalSession(cfg.out)
-    device = resolve_device(cfg.device)
-    configure_backends(device)
-    seed_everything(cfg.seed)
-    workers = loader_workers(cfg.workers)
+    cfg, session, device, workers = start_trial("retrain", config, session)
 
     splits = load_splits(cfg)
     genotype = resolve_retrain_genotype(cfg.genotype, cfg.seed)
@@ -78,10 +74,7 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
         metrics = {"epoch": epoch + 1, **losses, "lr": optimizer.param_groups[0]["lr"],
                    "epoch_seconds": seconds, "images_per_second": images / seconds, **static}
         last_epoch = epoch + 1 == cfg.epochs
-        if (epoch + 1) % cfg.eval_interval == 0 or last_epoch:
-            last_val = score_validation(model, splits, cfg, device, workers)
-            if last_val:
-                last_val["val/epoch"] = epoch + 1
+        last_val = refresh_validation(model, splits, cfg, device, workers, epoch + 1, last_val)
         metrics.update(last_val)  # carried between evaluations so schedulers always see the metric
         if last_epoch or (cfg.test_interval and (epoch + 1) % cfg.test_interval == 0):
             metrics.update(score_tests(model, splits, cfg, device, workers))

@@ -21,25 +21,21 @@ import torch
 import spaces
 from spaces.genotype import OPERATIONS
 from trials.checkpoint import read_state, write_state
-from trials.config import TrialConfig, make_config
+from trials.config import TrialConfig
 from trials.data import Sample
-from trials.device import autocast, configure_backends, loader_workers, resolve_device
+from trials.device import autocast
 from trials.divergence import check_finite
 from trials.loaders import cycle, train_loader
-from trials.rng import rng_state, seed_everything, set_rng_state
+from trials.rng import rng_state, set_rng_state
 from trials.schedules import warmup_multistep
-from trials.session import LocalSession, TuneSession
-from trials.splits import load_splits, score_validation
+from trials.session import TuneSession
+from trials.splits import load_splits, refresh_validation
+from trials.startup import start_trial
 
 
 def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, Any]:
     """Search, validate every `eval_interval` epochs; returns the final metrics with the genotype."""
-    cfg = config if isinstance(config, TrialConfig) else make_config("search", config)
-    session = session or LocalSession(cfg.out)
-    device = resolve_device(cfg.device)
-    configure_backends(device)
-    seed_everything(cfg.seed)
-    workers = loader_workers(cfg.workers)
+    cfg, session, device, workers = start_trial("search", config, session)
 
     splits = load_splits(cfg)
     split = spaces.tcm_split if cfg.supervision == "tcm" else spaces.classification_split
@@ -86,12 +82,8 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
                    "arch_lr": architect.optimizer.param_groups[0]["lr"], "genotype": str(genotype),
                    "alpha/entropy": alpha_entropy(probabilities), "epoch_seconds": time.perf_counter() - started,
                    "supervision": cfg.supervision}
-        last_epoch = epoch + 1 == cfg.epochs
-        if (epoch + 1) % cfg.eval_interval == 0 or last_epoch:
-            last_val = score_validation(model, splits, cfg, device, workers)
-            if last_val:
-                last_val["val/epoch"] = epoch + 1
-        metrics.update(last_val)
+        last_val = refresh_validation(model, splits, cfg, device, workers, epoch + 1, last_val)
+        metrics.update(last_val)  # carried between evaluations so schedulers always see the metric
         state = {"model": model.state_dict(), "train_criterion": train_criterion.state_dict(),
                  "valid_criterion": valid_criterion.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "arch_optimizer": architect.optimizer.state_dict(),

@@ -33,12 +33,14 @@ def load_splits(cfg: TrialConfig) -> Splits:
     return Splits(held.train, num_classes, held.query, held.gallery, source, target)
 
 
-def score_validation(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torch.device,
-                     workers: int) -> dict[str, Any]:
-    if not splits.val_query:
-        return {}
-    return score_split(model, splits.val_query, splits.val_gallery, cfg.image_size, device, "val",
-                       workers=workers)
+def refresh_validation(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torch.device, workers: int,
+                       epoch: int, last: dict[str, Any]) -> dict[str, Any]:
+    """`val/...` every `eval_interval` epochs and at the last one; otherwise the last values, unchanged."""
+    if not splits.val_query or (epoch % cfg.eval_interval and epoch != cfg.epochs):
+        return last
+    metrics = score_split(model, splits.val_query, splits.val_gallery, cfg.image_size, device, "val",
+                          workers=workers)
+    return {**metrics, "val/epoch": epoch}
 
 
 def score_tests(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torch.device,
