@@ -61,12 +61,7 @@ def score_vehicleid(
 
 def _features(model, samples, image_size, device, batch_size, workers):
     loader = test_loader(samples, image_size, batch_size, workers, pin_memory=device.type == "cuda")
-    was_training = model.training
-    model.eval()
-    try:
-        features, pids, camids = extract_features(model, loader, device)
-    finally:
-        model.train(was_training)
+    features, pids, camids = extract_features(model, loader, device)  # eval mode, then restored
     return features, np.asarray(pids), np.asarray(camids)
 
 

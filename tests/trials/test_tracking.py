@@ -1,0 +1,92 @@
+"""The MLflow hook against a real SQLite store: a smoke retrain lands in one child run, resumes into it."""
+
+import pickle
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from trials.retrain import run_retrain
+from trials.session import LocalSession
+from trials.tracking import MLflowHook, ensure_store, flatten_params
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    experiment_id = ensure_store(uri, "tracking-test")
+    assert ensure_store(uri, "tracking-test") == experiment_id  # idempotent
+    client = MlflowClient(uri)
+    parent = client.create_run(experiment_id, run_name="launch").info.run_id
+    return uri, experiment_id, parent, client
+
+
+def _children(client, experiment_id, parent):
+    return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+
+
+@pytest.mark.slow
+def test_a_smoke_retrain_is_one_child_run_with_metrics_tags_and_artefacts(store, synthetic_root, tmp_path):
+    uri, experiment_id, parent, client = store
+    config = {"scale": "smoke", "dataset": "market1501", "data_dir": str(synthetic_root), "epochs": 2,
+              "eval_interval": 1}
+    params = {**config, "lr": 0.065, "milestones": [150, 225], "optuna": {"sampler": "tpe"}}
+    hook = MLflowHook(uri, experiment_id, parent, "retrain_00000", params, tags={"study": "smoke"})
+    hook = pickle.loads(pickle.dumps(hook))  # as shipped to a Ray worker
+    final = run_retrain(config, LocalSession(tmp_path / "out", hooks=[hook], verbose=False))
+
+    children = _children(client, experiment_id, parent)
+    assert len(children) == 1
+    run = children[0]
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.tags["msinet.trial"] == "retrain_00000"
+    assert run.data.tags["study"] == "smoke"
+    assert run.data.tags["genotype"] == final["genotype"]
+    assert run.data.tags["env.device"] and run.data.tags["env.torch"] and run.data.tags["env.hostname"]
+    assert run.data.params["lr"] == "0.065"
+    assert run.data.params["dataset"] == "market1501"
+    assert run.data.params["milestones"] == "150,225"
+    assert run.data.params["optuna.sampler"] == "tpe"
+    assert run.info.status == "FINISHED"
+
+    history = client.get_metric_history(run.info.run_id, "val/mAP")
+    assert sorted(m.step for m in history) == [1, 2]
+    assert run.data.metrics["source/mAP"] == pytest.approx(final["source/mAP"])
+    assert "source/cmc" not in run.data.metrics  # lists are not metrics
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "source/mAP")] == [2]
+
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"genotype.json", "cmc.png", "metrics.json", "checkpoint"} <= names
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == ["checkpoint/model.pt"]
+    png = client.download_artifacts(run.info.run_id, "cmc.png", str(tmp_path))
+    with open(png, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    assert not (tmp_path / "mlruns").exists()  # artefacts beside the SQLite file, not in the cwd
+
+    # A resumed trial (a fresh hook, same name) logs into the same run.
+    again = MLflowHook(uri, experiment_id, parent, "retrain_00000", params)
+    again({"epoch": 3, "val/mAP": 0.5, "genotype": final["genotype"]}, None)
+    children = _children(client, experiment_id, parent)
+    assert [r.info.run_id for r in children] == [run.info.run_id]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/mAP")) == [1, 2, 3]
+
+
+def test_fail_marks_the_run_failed_with_the_error(store):
+    uri, experiment_id, parent, client = store
+    hook = MLflowHook(uri, experiment_id, parent, "search_00001", {"lr": 0.025})
+    hook({"epoch": 1, "loss/weight": 2.5, "genotype": "ag ag", "note": "text", "cmc": [1.0]}, None)
+    hook.fail("diverged at epoch 1")
+
+    run = client.get_run(hook.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == "diverged at epoch 1"
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.metrics == {"epoch": 1.0, "loss/weight": 2.5}
+    assert run.data.params == {"lr": "0.025"}
+
+
+def test_params_are_flattened_and_long_values_cut():
+    flat = flatten_params({"a": {"b": 1, "c": {"d": None}}, "m": [1, 2], "long": "x" * 7000})
+    assert flat["a.b"] == "1" and flat["a.c.d"] == "None" and flat["m"] == "1,2"
+    assert len(flat["long"]) == 6000 and flat["long"].endswith("[truncated, 7000 chars]")

@@ -1,0 +1,259 @@
+"""Optional MLflow logging of one trial (DESIGN.md section 7), as a session hook.
+
+The driver calls `ensure_store(uri, study)` once, creates the launch's parent run, and gives each trial an
+`MLflowHook`; the trial's session calls the hook on every report. Only the `MlflowClient` API is used (no
+fluent `mlflow.start_run`, no global state), so the hook works the same in the driver and in Ray workers.
+
+* first call: find the trial's run (tag `msinet.trial` == run name in the experiment, so a restarted or
+  resumed trial keeps logging into the same run) or create it under the parent (`mlflow.parentRunId`); log
+  the flattened config as params (once), and the environment (device, torch / ray / mlflow, host) as tags;
+* every call: numeric metrics at `step=epoch` in one `log_batch`, the genotype as the `genotype` tag;
+* the final report (it holds `source/mAP`): genotype.json, checkpoint/model.pt, the alpha history (search
+  trials), cmc.png and metrics.json as artefacts, then the run is marked FINISHED;
+* `fail(message)`: the `error` tag and status FAILED (the platform calls it when a trial dies).
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import socket
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+TRIAL_TAG = "msinet.trial"
+PARENT_TAG = "mlflow.parentRunId"
+FINAL_KEY = "source/mAP"
+MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
+MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
+MAX_PARAM_KEY = 250
+BATCH_METRICS = 1000  # MLflow's limits per log_batch call
+BATCH_PARAMS = 100
+ROOT_ARTEFACTS = ("genotype.json", "alpha_history.csv", "alpha_history.npy")
+CHECKPOINT_ARTEFACTS = ("model.pt",)
+
+
+def ensure_store(tracking_uri: str, experiment_name: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, creating it (and, for a fresh SQLite file, the store's tables) when missing.
+
+    Call it once in the driver before any trial starts: many processes opening a fresh SQLite store at
+    once race on creating its tables. For a `sqlite:///` store without an explicit `artifact_location`
+    the artefacts go to `artifacts/<experiment>` beside the database file (MLflow's default would be
+    `./mlruns` under whatever folder the driver runs in).
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    if artifact_location is None:
+        artifact_location = _default_artifact_location(tracking_uri, experiment_name)
+    try:
+        return client.create_experiment(experiment_name, artifact_location=artifact_location)
+    except MlflowException:  # another driver created it between the look-up and the creation
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+class MLflowHook:
+    """A session hook logging one trial into its own MLflow run (module docstring)."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str | None, run_name: str,
+                 params: Mapping[str, Any], tags: Mapping[str, Any] | None = None):
+        self.tracking_uri = tracking_uri
+        self.experiment_id = str(experiment_id)
+        self.parent_run_id = parent_run_id
+        self.run_name = run_name
+        self.params = dict(params)
+        self.tags = dict(tags or {})
+        self.run_id: str | None = None
+        self._client = None
+
+    # The hook may be built in the driver and shipped to a Ray worker: the client is never pickled.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def __call__(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        run_id = self.open()
+        step = int(metrics.get("epoch") or 0)
+        stamp = int(time.time() * 1000)
+        values = [Metric(key, value, stamp, step) for key, value in numeric_metrics(metrics).items()]
+        tags = [RunTag("genotype", _clip(str(metrics["genotype"]), MAX_TAG_VALUE))] if "genotype" in metrics else []
+        for start in range(0, max(len(values), 1), BATCH_METRICS):
+            self.client.log_batch(run_id, metrics=values[start:start + BATCH_METRICS],
+                                  tags=tags if start == 0 else [])
+        if FINAL_KEY in metrics:
+            self._log_final(run_id, metrics, checkpoint_dir)
+            self.client.set_terminated(run_id, "FINISHED")
+
+    def open(self) -> str:
+        """The trial's run id: found by its `msinet.trial` tag, or created; params and environment logged."""
+        if self.run_id is not None:
+            return self.run_id
+        run = self._find()
+        if run is None:
+            tags = {TRIAL_TAG: self.run_name, **{k: str(v) for k, v in self.tags.items()}}
+            if self.parent_run_id:
+                tags[PARENT_TAG] = self.parent_run_id
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=self.run_name)
+        else:
+            if run.info.status != "RUNNING":  # a resumed trial: the run is live again
+                self.client.update_run(run.info.run_id, status="RUNNING")
+            extra = {k: str(v) for k, v in self.tags.items()}
+            if extra:
+                self._log_tags(run.info.run_id, extra)
+        self.run_id = run.info.run_id
+        self._log_params(run)
+        self._log_tags(self.run_id, environment_tags())
+        return self.run_id
+
+    def fail(self, message: str) -> None:
+        """Tag the run with the error and mark it FAILED (creating it if the trial died before reporting)."""
+        run_id = self.open()
+        self.client.set_tag(run_id, "error", _clip(str(message), MAX_TAG_VALUE))
+        self.client.set_terminated(run_id, "FAILED")
+
+    def _find(self):
+        name = self.run_name.replace("\\", "\\\\").replace("'", "\\'")
+        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{TRIAL_TAG}` = '{name}'",
+                                       order_by=["attributes.start_time ASC"], max_results=1)
+        return runs[0] if runs else None
+
+    def _log_params(self, run) -> None:
+        from mlflow.entities import Param
+
+        logged = run.data.params
+        missing = [Param(k, v) for k, v in flatten_params(self.params).items() if k not in logged]
+        for start in range(0, len(missing), BATCH_PARAMS):
+            self.client.log_batch(self.run_id, params=missing[start:start + BATCH_PARAMS])
+
+    def _log_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, _clip(v, MAX_TAG_VALUE)) for k, v in tags.items()])
+
+    def _log_final(self, run_id: str, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        if checkpoint_dir is not None:
+            checkpoint_dir = Path(checkpoint_dir)
+            for name in ROOT_ARTEFACTS:
+                if (checkpoint_dir / name).is_file():
+                    self.client.log_artifact(run_id, str(checkpoint_dir / name))
+            for name in CHECKPOINT_ARTEFACTS:
+                if (checkpoint_dir / name).is_file():
+                    self.client.log_artifact(run_id, str(checkpoint_dir / name), "checkpoint")
+        with tempfile.TemporaryDirectory(prefix="msinet-mlflow-") as tmp:
+            curves = {prefix: metrics[f"{prefix}/cmc"] for prefix in ("source", "target")
+                      if isinstance(metrics.get(f"{prefix}/cmc"), list | tuple) and metrics[f"{prefix}/cmc"]}
+            if curves:
+                plot_cmc(curves, Path(tmp) / "cmc.png")
+                self.client.log_artifact(run_id, str(Path(tmp) / "cmc.png"))
+            (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+            self.client.log_artifact(run_id, str(Path(tmp) / "metrics.json"))
+
+
+def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The report's numbers (bools as 0/1); text, lists and other values are not metrics."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, numbers.Real):
+            out[key] = float(value)
+    return out
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """`{"a": {"b": 1}, "m": [1, 2]}` -> `{"a.b": "1", "m": "1,2"}`; over-long values cut with a note."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, f"{name}."))
+            continue
+        if isinstance(value, list | tuple | set | frozenset):
+            text = ",".join(str(v) for v in (sorted(value, key=str) if isinstance(value, set | frozenset) else value))
+        else:
+            text = str(value)
+        flat[name[:MAX_PARAM_KEY]] = _clip(text, MAX_PARAM_VALUE)
+    return flat
+
+
+def environment_tags() -> dict[str, str]:
+    """Where the trial ran: device, library versions, host."""
+    from importlib import metadata
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    try:
+        import torch
+
+        device = torch.cuda.get_device_name(torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+        torch_version = torch.__version__
+    except Exception:  # noqa: BLE001 - an environment tag must never stop a trial
+        device, torch_version = "unknown", version("torch")
+    return {"env.device": device, "env.torch": torch_version, "env.ray": version("ray"),
+            "env.mlflow": version("mlflow"), "env.hostname": socket.gethostname()}
+
+
+def plot_cmc(curves: Mapping[str, Iterable[float]], path: Path) -> Path:
+    """CMC curves (rank 1..n against the fraction of queries matched) as a PNG, without a display.
+
+    Drawn on an Agg canvas through the object API: no pyplot, so no global backend is chosen or changed.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 3.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for label, values in curves.items():
+        values = [float(v) for v in values]
+        axes.plot(range(1, len(values) + 1), values, marker="o" if len(values) <= 20 else None,
+                  markersize=3, label=label)
+    axes.set_xlabel("rank")
+    axes.set_ylabel("matching rate")
+    axes.set_ylim(0, 1.02)
+    axes.set_title("CMC")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    note = f"... [truncated, {len(text)} chars]"
+    return text[:limit - len(note)] + note
+
+
+def _default_artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri[len("sqlite:///"):])
+    if not database.is_absolute():
+        database = database.resolve()
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment_name)
+    return (database.parent / "artifacts" / safe).as_uri()
