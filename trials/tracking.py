@@ -133,9 +133,17 @@ class MLflowHook:
         self.client.set_terminated(run_id, "FAILED")
 
     def _find(self):
-        name = self.run_name.replace("\\", "\\\\").replace("'", "\\'")
-        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{TRIAL_TAG}` = '{name}'",
-                                       order_by=["attributes.start_time ASC"], max_results=1)
+        name = self.run_name
+        if "'" not in name:
+            condition = f"= '{name}'"
+        elif '"' not in name:
+            condition = f'= "{name}"'
+        else:  # both quote characters: a wider LIKE, narrowed to the exact name below
+            condition = "LIKE '{}'".format(name.replace("'", "_").replace('"', "_"))
+        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{TRIAL_TAG}` {condition}",
+                                       order_by=["attributes.start_time ASC"], max_results=1000)
+        runs = [run for run in runs if run.data.tags.get(TRIAL_TAG) == name
+                and run.data.tags.get(PARENT_TAG) == (self.parent_run_id or None)]  # one launch, one run per trial
         return runs[0] if runs else None
 
     def _log_params(self, run) -> None:
