@@ -13,7 +13,8 @@ class NonFiniteLossError(RuntimeError):
 
 def check_finite(terms: dict[str, torch.Tensor], epoch: int, iteration: int) -> None:
     """One device sync per call: all terms are checked together, the bad one is named."""
-    values = torch.stack([v.detach().float() for v in terms.values()])
+    tensors = [torch.as_tensor(v).detach().float() for v in terms.values()]
+    values = torch.stack([t.to(tensors[0].device) for t in tensors])  # terms may live on different devices
     if bool(torch.isfinite(values).all()):
         return
     for name, v in zip(terms, values.tolist(), strict=True):

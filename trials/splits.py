@@ -35,8 +35,9 @@ def load_splits(cfg: TrialConfig) -> Splits:
 
 def refresh_validation(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torch.device, workers: int,
                        epoch: int, last: dict[str, Any]) -> dict[str, Any]:
-    """`val/...` every `eval_interval` epochs and at the last one; otherwise the last values, unchanged."""
-    if not splits.val_query or (epoch % cfg.eval_interval and epoch != cfg.epochs):
+    """`val/...` after the first epoch, every `eval_interval` epochs and at the last one; otherwise the last
+    values, unchanged. The first evaluation means every report carries the metric schedulers act on."""
+    if not splits.val_query or (last and epoch % cfg.eval_interval and epoch != cfg.epochs):
         return last
     metrics = score_split(model, splits.val_query, splits.val_gallery, cfg.image_size, device, "val",
                           workers=workers)

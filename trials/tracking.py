@@ -8,7 +8,8 @@ fluent `mlflow.start_run`, no global state), so the hook works the same in the d
   resumed trial keeps logging into the same run) or create it under the parent (`mlflow.parentRunId`); log
   the flattened config as params (once), and the environment (device, torch / ray / mlflow, host) as tags;
 * every call: numeric metrics at `step=epoch` in one `log_batch`, the genotype as the `genotype` tag;
-* the final report (it holds `source/mAP`): genotype.json, checkpoint/model.pt, the alpha history (search
+* the final report (the last epoch, or one that holds `source/mAP`), or `finish()` from the driver when a
+  scheduler stopped the trial early: genotype.json, checkpoint/model.pt, the alpha history (search
   trials), cmc.png and metrics.json as artefacts, then the run is marked FINISHED;
 * `fail(message)`: the `error` tag and status FAILED (the platform calls it when a trial dies).
 """
@@ -101,9 +102,14 @@ class MLflowHook:
         for start in range(0, max(len(values), 1), BATCH_METRICS):
             self.client.log_batch(run_id, metrics=values[start:start + BATCH_METRICS],
                                   tags=tags if start == 0 else [])
-        if FINAL_KEY in metrics:
-            self._log_final(run_id, metrics, checkpoint_dir)
-            self.client.set_terminated(run_id, "FINISHED")
+        if FINAL_KEY in metrics or step >= int(self.params.get("epochs") or 10**9):
+            self.finish(metrics, checkpoint_dir)
+
+    def finish(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
+        """The final artefacts, then FINISHED: after the last epoch, or (from the driver) an early stop."""
+        run_id = self.open()
+        self._log_final(run_id, metrics, checkpoint_dir)
+        self.client.set_terminated(run_id, "FINISHED")
 
     def open(self) -> str:
         """The trial's run id: found by its `msinet.trial` tag, or created; params and environment logged."""

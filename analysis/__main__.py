@@ -1,0 +1,69 @@
+"""`python -m analysis report --study NAME` and `python -m analysis compare RUN_ID RUN_ID ...`.
+
+An unknown study, launch or run id is a one-paragraph message on stderr naming what exists, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from analysis.compare import compare_runs, format_comparison
+from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
+from analysis.report import write_report
+from analysis.runs import default_tracking_uri, load_runs_by_id, study_experiment_id
+
+NOT_FOUND = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per artefact read drowns the output
+    try:
+        if args.command == "report":
+            return _report(args)
+        return _compare(args)
+    except LookupError as error:
+        print(f"error: {error.args[0] if error.args else error}", file=sys.stderr)
+        return NOT_FOUND
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="leaderboard, genotype statistics and figures of a study's launch")
+    report.add_argument("--study", required=True, help="study name (= MLflow experiment name)")
+    report.add_argument("--launch", default="latest", help="launch id, latest (default) or all")
+    report.add_argument("--out", type=Path, help="folder for report.md, CSVs and PNGs "
+                                                 "(default <repo>/runs/reports/<study>-<launch>)")
+    report.add_argument("--no-log", action="store_true", help="do not log the files to the launch's parent run")
+    compare = commands.add_parser("compare", help="runs side by side: differing params, metrics, genotype slots")
+    compare.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    compare.add_argument("--all-params", action="store_true", help="show every param, not only those that differ")
+    for command in (report, compare):
+        command.add_argument("--tracking-uri", default=default_tracking_uri(),
+                             help="MLflow store or server (default sqlite:///<repo>/runs/mlflow.db)")
+    return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = write_report(args.tracking_uri, args.study, args.launch, args.out, log=not args.no_log)
+    print(f"report: {path}")
+    experiment_id = study_experiment_id(args.tracking_uri, args.study)
+    print(f"runs table: {runs_table_url(ui_base_url(args.tracking_uri), experiment_id)}")
+    if not is_server(args.tracking_uri):
+        print(f"serve it with: {ui_command(args.tracking_uri)}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    runs = load_runs_by_id(args.tracking_uri, dict.fromkeys(args.run_ids))
+    print(format_comparison(compare_runs(runs, all_params=args.all_params)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Figures of a report: each function takes a DataFrame from `analysis.genotypes` / `analysis.tables` /
+`analysis.runs` and writes one PNG.
+
+Drawn on an Agg canvas through matplotlib's object API (as `trials.tracking.plot_cmc` does): no pyplot, so
+no global backend or figure registry is touched and nothing needs a display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from analysis.genotypes import NUM_CELLS, OPERATIONS, slot_label
+
+
+def plot_operation_counts(counts: pd.DataFrame, path: Path) -> Path:
+    """`genotypes.operation_counts` as a slots x operations heatmap, each cell annotated with its count."""
+    trials = int(counts["trials"].iloc[0]) if len(counts) else 0
+    return _slot_matrix(counts[list(OPERATIONS)].to_numpy(dtype=float), path,
+                        f"Operation chosen per slot ({trials} search trials)", "{:.0f}", "trials")
+
+
+def plot_alpha_heatmap(alpha: pd.DataFrame, path: Path, title: str = "Final softmax(α)") -> Path:
+    """`genotypes.final_alpha` (12 x 4) as a heatmap, each cell annotated with its weight."""
+    return _slot_matrix(alpha[list(OPERATIONS)].to_numpy(dtype=float), path, title, "{:.2f}", "softmax(α)",
+                        vmax=1.0)
+
+
+def plot_alpha_curves(history: pd.DataFrame, path: Path, title: str = "softmax(α) over epochs") -> Path:
+    """`genotypes.alpha_frame` as small multiples: one panel per slot (rows: cells, columns: steps), one curve
+    per operation."""
+    figure = _figure(7.5, 1.6 * NUM_CELLS)
+    axes = figure.subplots(NUM_CELLS, 2, sharex=True, sharey=True, squeeze=False)
+    for (slot, per_slot), panel in zip(history.groupby("slot"), axes.ravel(), strict=False):
+        for operation in OPERATIONS:
+            curve = per_slot[per_slot["operation"] == operation].sort_values("epoch")
+            panel.plot(curve["epoch"], curve["weight"], label=operation, marker="o" if len(curve) <= 15 else None,
+                       markersize=2)
+        panel.set_title(slot_label(int(slot)), fontsize=8)
+        panel.grid(alpha=0.3)
+    for panel in axes[-1]:
+        panel.set_xlabel("epoch")
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for panel in axes[:, 0]:
+        panel.set_ylabel("weight")
+    axes[0, 0].set_ylim(0, 1)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="lower center", ncol=len(OPERATIONS), fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    return _save(figure, path)
+
+
+def plot_distribution(long: pd.DataFrame, by: str, value: str, path: Path, title: str) -> Path:
+    """A box per category of `by` with every trial drawn over it (few trials per category are normal)."""
+    figure = _figure(1.4 * max(long[by].nunique(), 3) + 1.5, 3.8)
+    axes = figure.add_subplot()
+    categories = list(dict.fromkeys(long[by]))
+    groups = [long.loc[long[by] == category, value].to_numpy(dtype=float) for category in categories]
+    axes.boxplot(groups, positions=range(len(groups)), widths=0.5, showfliers=False)
+    for position, values in enumerate(groups):
+        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+        axes.scatter(position + offsets, values, s=18, alpha=0.8, zorder=3)
+    axes.set_xticks(range(len(categories)), [f"{c}\n(n={len(v)})" for c, v in zip(categories, groups, strict=True)])
+    axes.set_ylabel(value)
+    axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_cost(table: pd.DataFrame, metric: str, path: Path) -> Path:
+    """`tables.cost_table`: the metric against params and against MACs, the Pareto front of each drawn as a line."""
+    figure = _figure(9, 3.8)
+    for panel, (cost, front, label) in zip(figure.subplots(1, 2), (("params", "pareto_params", "parameters"),
+                                                                    ("macs", "pareto_macs", "MACs")), strict=True):
+        points = table.dropna(subset=[cost])
+        panel.scatter(points[cost], points[metric], s=20, alpha=0.6, label="trial")
+        best = points[points[front].astype(bool)].sort_values(cost)
+        panel.plot(best[cost], best[metric], color="C3", marker="D", markersize=6, label="Pareto front")
+        panel.set_xlabel(label)
+        panel.set_ylabel(metric)
+        panel.grid(alpha=0.3)
+        if points.empty:
+            panel.text(0.5, 0.5, f"no trial logged {cost}", ha="center", va="center", transform=panel.transAxes)
+        else:
+            panel.legend(fontsize=8)
+    figure.suptitle(f"{metric} against cost")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_cmc_curves(cmc: pd.DataFrame, path: Path, title: str = "CMC of the top trials") -> Path:
+    """`runs.load_cmc` (trial, rank, rate): one curve per trial, rank 1..n against the matching rate."""
+    figure = _figure(6, 4)
+    axes = figure.add_subplot()
+    for trial, curve in cmc.groupby("trial", sort=False):
+        curve = curve.sort_values("rank")
+        axes.plot(curve["rank"], curve["rate"], marker="o" if len(curve) <= 20 else None, markersize=3, label=trial)
+    axes.set_xlabel("rank")
+    axes.set_ylabel("matching rate")
+    axes.set_ylim(0, 1.02)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _slot_matrix(values: np.ndarray, path: Path, title: str, value_format: str, colour_label: str,
+                 vmax: float | None = None) -> Path:
+    figure = _figure(5.5, 6)
+    axes = figure.add_subplot()
+    image = axes.imshow(values, cmap="viridis", aspect="auto", vmin=0,
+                        vmax=vmax if vmax is not None else max(float(np.nanmax(values, initial=0)), 1.0))
+    rows, columns = values.shape
+    for row in range(rows):
+        for column in range(columns):
+            if not np.isnan(values[row, column]):
+                colour = "white" if values[row, column] < 0.5 * image.norm.vmax else "black"
+                axes.text(column, row, value_format.format(values[row, column]), ha="center", va="center",
+                          fontsize=8, color=colour)
+    axes.set_xticks(range(columns), list(OPERATIONS))
+    axes.set_yticks(range(rows), [slot_label(slot) for slot in range(rows)])
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label=colour_label)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    path = Path(path)
+    figure.savefig(path, format="png")
+    return path

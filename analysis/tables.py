@@ -1,0 +1,182 @@
+"""Tables a study is judged by, from the runs frame of `analysis.runs`: leaderboard, the paper's comparisons,
+accuracy against cost. DataFrames in, DataFrames out; no plotting here (that is `analysis.figures`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.runs import space_names
+
+SCORE_METRICS = ("source/mAP", "source/rank1", "source/rank5", "source/mINP",
+                 "target/mAP", "target/rank1", "target/rank5", "target/mINP", "val/mAP")
+GROUP_ORDER = ("tcm", "classification", "random", "published", "searched")
+SAM_ORDER = ("none", "pos", "neg", "pos_neg")
+ORIGIN_ORDER = ("published", "searched")
+PUBLISHED_GENOTYPE = "msmt"
+MODES = ("max", "min")
+LEADERBOARD_COLUMNS = ("rank", "trial", "phase", "kind", "group", "genotype", "params", "macs", "epochs_done",
+                       "wall_seconds", "status", "stopped_early", "error", "launch", "run_id")
+
+
+def leaderboard(runs: pd.DataFrame, metric: str = "val/mAP", mode: str = "max") -> pd.DataFrame:
+    """One row per trial, best first by the study's metric (its latest value; trials without it last).
+
+    Columns: rank (empty for trials without the metric), trial, phase, kind, group, genotype (the tag, or the
+    `genotype` param for a trial that died before reporting one), the outer hyperparameters (every name in the
+    trials' `msinet.space` tags, numbers where they parse), the source / target / val scores, the metric when it
+    is not one of them, params, macs, epochs_done, wall_seconds, status, stopped_early, error, launch, run_id.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    table = pd.DataFrame({"trial": runs["trial"], "phase": runs["phase"], "kind": runs["kind"], "group": runs["group"],
+                          "genotype": runs["genotype"].fillna(_column(runs, "params.genotype"))})
+    for name in outer_hyperparameters(runs):
+        column = f"param.{name}" if name in LEADERBOARD_COLUMNS + SCORE_METRICS else name
+        table[column] = _numbers_if_possible(_column(runs, f"params.{name}"))
+    scores = list(SCORE_METRICS) + ([metric] if metric not in SCORE_METRICS else [])
+    for name in scores:
+        table[name] = _column(runs, f"metrics.{name}").astype(float)
+    table["params"] = _column(runs, "metrics.params").astype(float)
+    table["macs"] = _column(runs, "metrics.macs").astype(float)
+    table["epochs_done"] = _column(runs, "metrics.epoch").astype(float)
+    for name in ("wall_seconds", "status", "stopped_early", "error", "launch", "run_id"):
+        table[name] = runs[name]
+    table = table.sort_values([metric, "trial"], ascending=[mode == "min", True], na_position="last",
+                              kind="stable", ignore_index=True)
+    rank = pd.array(np.arange(1, len(table) + 1), dtype="Int64")
+    rank[table[metric].isna().to_numpy()] = pd.NA
+    table.insert(0, "rank", rank)
+    return table
+
+
+def outer_hyperparameters(runs: pd.DataFrame) -> list[str]:
+    """The params any trial's optimiser searched (`msinet.space` tags), in first-seen order."""
+    names: dict[str, None] = {}
+    for space in runs["space"]:
+        names.update(dict.fromkeys(space_names(space)))
+    return list(names)
+
+
+def status_counts(runs: pd.DataFrame) -> pd.DataFrame:
+    """How many trials are in each state (RUNNING, FINISHED, FAILED, KILLED), and how many stopped early."""
+    counts = runs.groupby("status").size().rename("trials").reset_index()
+    early = runs[runs["stopped_early"].astype(bool)].groupby("status").size().rename("stopped_early")
+    counts["stopped_early"] = counts["status"].map(early).fillna(0).astype(int)
+    return counts
+
+
+def metric_by(runs: pd.DataFrame, metric: str, by: str, kind: str | None = "retrain",
+              order: Sequence[str] = ()) -> pd.DataFrame:
+    """Long form for a distribution: trial, <by> (its short name), <metric>, genotype, run_id.
+
+    Finished trials of `kind` with both a value of `by` (a runs column, e.g. `group` or `params.sam_mode`)
+    and of the metric; categories in `order` first, the others after them by name.
+    """
+    short = by.split(".", 1)[1] if by.startswith(("params.", "tags.", "metrics.")) else by
+    selected = runs[runs["status"] == "FINISHED"]
+    if kind is not None:
+        selected = selected[selected["kind"] == kind]
+    table = pd.DataFrame({"trial": selected["trial"], short: _column(selected, by),
+                          metric: _column(selected, f"metrics.{metric}").astype(float),
+                          "genotype": selected["genotype"], "run_id": selected["run_id"]})
+    table = table.dropna(subset=[short, metric])
+    rank = {name: i for i, name in enumerate(order)}
+    keys = [(rank.get(value, len(rank)), str(value)) for value in table[short]]
+    return table.iloc[sorted(range(len(table)), key=keys.__getitem__)].reset_index(drop=True)
+
+
+def summarise(long: pd.DataFrame, by: str | list[str], value: str) -> pd.DataFrame:
+    """Per category of `by` (a column or several): n, mean, std, min, median, max of `value` and the best
+    trial, categories in first-seen order."""
+    grouped = long.groupby(by, sort=False, dropna=False)[value]
+    table = grouped.agg(["count", "mean", "std", "min", "median", "max"]).rename(columns={"count": "n"})
+    table["best_trial"] = long.loc[grouped.idxmax(), "trial"].to_numpy() if not long.empty else []
+    return table.reset_index()
+
+
+def supervision_comparison(runs: pd.DataFrame, metric: str = "source/mAP") -> pd.DataFrame:
+    """Retrained accuracy per `msinet.group` (TCM vs classification-searched vs random genotypes, ...)."""
+    return metric_by(runs, metric, "group", order=GROUP_ORDER)
+
+
+def sam_comparison(runs: pd.DataFrame, metric: str = "target/mAP") -> pd.DataFrame:
+    """Cross-domain accuracy per SAM mode (param `sam_mode`); in-domain runs have no target metric."""
+    return metric_by(runs, metric, "params.sam_mode", order=SAM_ORDER)
+
+
+def genotype_origin(runs: pd.DataFrame) -> pd.Series:
+    """published (group `published` or param genotype `msmt`), random (group or `random:SEED`) or searched."""
+    spec = _column(runs, "params.genotype").fillna("").astype(str).str.strip().str.lower()
+    group = runs["group"].fillna("").astype(str)
+    origin = np.where((group == "published") | (spec == PUBLISHED_GENOTYPE), "published",
+                      np.where((group == "random") | spec.str.startswith("random"), "random", "searched"))
+    return pd.Series(origin, index=runs.index, name="origin")
+
+
+def published_comparison(runs: pd.DataFrame, metrics: Iterable[str] = ("source/mAP", "target/mAP")) -> pd.DataFrame:
+    """Finished retrains of searched and of the published genotype: trial, phase, origin, genotype, the metrics,
+    run_id (compare within a phase: a cross-domain retrain is not an in-domain one).
+
+    Random genotypes are left out (they are the supervision comparison's baseline). Rows need at least one of
+    the metrics.
+    """
+    metrics = list(metrics)
+    selected = runs[(runs["status"] == "FINISHED") & (runs["kind"] == "retrain")]
+    table = pd.DataFrame({"trial": selected["trial"], "phase": selected["phase"], "origin": genotype_origin(selected),
+                          "genotype": selected["genotype"]})
+    for name in metrics:
+        table[name] = _column(selected, f"metrics.{name}").astype(float)
+    table["run_id"] = selected["run_id"]
+    table = table[table["origin"].isin(ORIGIN_ORDER)].dropna(subset=metrics, how="all")
+    phase = table["phase"].fillna("")
+    first_seen = {name: i for i, name in enumerate(dict.fromkeys(phase))}
+    keys = [(first_seen[name], ORIGIN_ORDER.index(origin)) for name, origin in zip(phase, table["origin"], strict=True)]
+    return table.iloc[sorted(range(len(table)), key=keys.__getitem__)].reset_index(drop=True)
+
+
+def pareto_front(df: pd.DataFrame, x: str, y: str, minimise_x: bool = True, maximise_y: bool = True) -> pd.Series:
+    """Mask of the rows no other row dominates (x no worse and y no worse, one of them better).
+
+    By default low x (cost) and high y (accuracy) are better. Rows missing x or y are never on the front.
+    """
+    xs = df[x].to_numpy(dtype=float) * (1 if minimise_x else -1)
+    ys = df[y].to_numpy(dtype=float) * (-1 if maximise_y else 1)
+    valid = ~(np.isnan(xs) | np.isnan(ys))
+    mask = np.zeros(len(df), dtype=bool)
+    for i in np.flatnonzero(valid):
+        no_worse = valid & (xs <= xs[i]) & (ys <= ys[i])
+        mask[i] = not np.any(no_worse & ((xs < xs[i]) | (ys < ys[i])))
+    return pd.Series(mask, index=df.index, name="pareto")
+
+
+def cost_table(runs: pd.DataFrame, metric: str = "source/mAP") -> pd.DataFrame:
+    """Finished retrains with the metric and a cost: trial, genotype, params, macs, <metric>, and whether each
+    lies on the Pareto front of metric against params (`pareto_params`) and against MACs (`pareto_macs`)."""
+    selected = runs[(runs["status"] == "FINISHED") & (runs["kind"] == "retrain")]
+    table = pd.DataFrame({"trial": selected["trial"], "genotype": selected["genotype"],
+                          "params": _column(selected, "metrics.params").astype(float),
+                          "macs": _column(selected, "metrics.macs").astype(float),
+                          metric: _column(selected, f"metrics.{metric}").astype(float),
+                          "run_id": selected["run_id"]})
+    table = table.dropna(subset=[metric]).dropna(subset=["params", "macs"], how="all").reset_index(drop=True)
+    table["pareto_params"] = pareto_front(table, "params", metric)
+    table["pareto_macs"] = pareto_front(table, "macs", metric)
+    return table.sort_values(metric, ascending=False, kind="stable", ignore_index=True)
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    """A runs column, or an all-missing one when no run logged it."""
+    if name in runs:
+        return runs[name]
+    return pd.Series(np.nan, index=runs.index, dtype=object)
+
+
+def _numbers_if_possible(values: pd.Series) -> pd.Series:
+    """Params are logged as text; `0.065` reads back as a number so it sorts and plots as one."""
+    try:
+        return pd.to_numeric(values)
+    except (TypeError, ValueError):
+        return values

@@ -1,0 +1,479 @@
+"""Retrain and search trial throughput at full size (256x128) on one GPU, side by side, plus correctness checks.
+
+Meant to run once on a lent GPU machine that has only torch/torchvision/numpy/scipy/PIL, so it imports only
+`spaces` and `trials`. Every figure comes from the trials' own code: the retrain step is
+`trials.retrain.train_epoch`, the search step `trials.search.search_epoch`, fed batches already on the device
+so the variants (fp32, bf16, bf16 + channels_last, + SAM) compare the model alone; one more measurement goes
+through the real `trials.loaders.train_loader` to show whether loading keeps up. Then one short real retrain
+(and search) trial, and the bf16-vs-fp32 difference of the losses of one batch from the same weights.
+
+Each section is timed with the device synchronised around it; a failing section is reported and the rest
+still run; the JSON is rewritten after every section, so a run cut short keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import itertools
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import spaces  # noqa: E402
+from trials.config import TrialConfig, make_config  # noqa: E402
+from trials.data import Sample, synthesize  # noqa: E402
+from trials.device import autocast, configure_backends, resolve_device  # noqa: E402
+from trials.loaders import cycle, train_loader  # noqa: E402
+from trials.retrain import retrain_losses, run_retrain, train_epoch  # noqa: E402
+from trials.search import run_search, search_epoch  # noqa: E402
+from trials.session import LocalSession  # noqa: E402
+from trials.splits import load_splits  # noqa: E402
+
+# name -> (amp, channels_last, sam_mode); the third is the trial default on CUDA.
+RETRAIN_VARIANTS = {
+    "fp32": (False, False, "none"),
+    "bf16": (True, False, "none"),
+    "bf16+cl": (True, True, "none"),
+    "bf16+cl+sam": (True, True, "pos_neg"),
+}
+SEARCH_VARIANTS = {"fp32": (False, False), "bf16+cl": (True, True)}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--height", type=int, default=256, help="image height; width is half of it")
+    parser.add_argument("--iters", type=int, default=50, help="timed iterations per repeat")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed iterations first (cuDNN autotuning)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
+    parser.add_argument("--ids", type=int, default=100, help="synthetic identities (half train, half test)")
+    parser.add_argument("--ids-per-batch", type=int, default=16, help="P of the P x K batch")
+    parser.add_argument("--instances", type=int, default=4, help="K of the P x K batch")
+    parser.add_argument("--classes", type=int, default=751, help="classifier size for on-device batches "
+                        "(Market-1501's training ids)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[8, 15],
+                        help="loader processes; the first is used for training through the loader and the trials")
+    parser.add_argument("--trial-iters", type=int, default=20, help="iterations per epoch of the short trials")
+    parser.add_argument("--tolerance", type=float, default=0.05, help="largest bf16-vs-fp32 relative loss gap")
+    parser.add_argument("--data-dir", help="where to synthesize (reused if it already holds the same data)")
+    parser.add_argument("--json", help="write every number here")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    return parser.parse_args()
+
+
+# ------------------------------------------------------------------------------------------------ timing
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free(device: torch.device) -> None:
+    """Drop the last section's tensors so each peak-memory figure is its own."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_mib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def timed(run: Callable[[int], Any], args: argparse.Namespace, device: torch.device) -> list[float]:
+    """`run(n)` does n iterations; warm up once, then the seconds of each timed repeat."""
+    run(args.warmup)
+    sync(device)
+    seconds = []
+    for _ in range(args.repeats):
+        sync(device)
+        start = time.perf_counter()
+        run(args.iters)
+        sync(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def rates(seconds: list[float], args: argparse.Namespace, batch: int) -> dict[str, Any]:
+    median = statistics.median(seconds)
+    return {"images_per_s": args.iters * batch / median, "ms_per_iter": 1000 * median / args.iters,
+            "repeat_seconds": seconds, "iters": args.iters, "warmup": args.warmup, "batch": batch}
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def pk_labels(ids_per_batch: int, instances: int, classes: int, seed: int) -> torch.Tensor:
+    """P distinct ids x K: the label layout the batch-hard triplet and SAM losses see in training."""
+    ids = torch.randperm(classes, generator=torch.Generator().manual_seed(seed))[:ids_per_batch]
+    return ids.repeat_interleave(instances)
+
+
+class DeviceBatches:
+    """The same on-device batch n times; has `.sampler.set_epoch` so `search_epoch` takes it as a loader."""
+
+    def __init__(self, inputs: torch.Tensor, pids: torch.Tensor, n: int):
+        self.inputs, self.pids, self.n = inputs, pids, n
+        self.sampler = self
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return iter([(self.inputs, self.pids)] * self.n)
+
+
+def widen(samples: list[Sample], copies: int) -> list[Sample]:
+    """The training ids repeated under new pids: a synthetic epoch of ~30 ids ends every few batches and
+    restarts the worker pipeline, a Market-1501 epoch (751 ids, ~200 batches) rarely does."""
+    n = len({s.pid for s in samples})
+    return [s._replace(pid=c * n + s.pid) for c in range(copies) for s in samples]
+
+
+def trial_config(args: argparse.Namespace, kind: str = "retrain", **values: Any) -> TrialConfig:
+    base = {"height": args.height, "ids_per_batch": args.ids_per_batch, "instances": args.instances,
+            "device": args.device, "workers": args.workers[0], "seed": 0}
+    return make_config(kind, {**base, **values})
+
+
+def describe(cfg: TrialConfig) -> str:
+    h, w = cfg.image_size
+    return (f"{h}x{w}, batch {cfg.ids_per_batch * cfg.instances} ({cfg.ids_per_batch}x{cfg.instances}), "
+            f"amp {cfg.amp}, channels_last {cfg.channels_last}, sam {cfg.sam_mode}")
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+
+def retrain_on_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The retrain step alone: batches already on the device, so only the model and losses are timed."""
+    out = {}
+    for name, (amp, channels_last, sam_mode) in RETRAIN_VARIANTS.items():
+        free(device)
+        cfg = trial_config(args, amp=amp, channels_last=channels_last, sam_mode=sam_mode)
+        model, optimizer = build_retrain(cfg, args.classes, device)
+        batch = cfg.ids_per_batch * cfg.instances
+        inputs = torch.randn(batch, 3, *cfg.image_size, device=device)
+        pids = pk_labels(cfg.ids_per_batch, cfg.instances, args.classes, seed=1).to(device)
+        losses: dict[str, float] = {}
+
+        def run(n: int, model=model, optimizer=optimizer, cfg=cfg, inputs=inputs, pids=pids, losses=losses) -> None:
+            losses.update(train_epoch(model, [(inputs, pids)] * n, optimizer, cfg, device, 0)[0])
+
+        print(f"retrain {name}: {describe(cfg)}, {args.classes} classes, random N(0,1) inputs on the device")
+        result = rates(timed(run, args, device), args, batch)
+        out[name] = {**result, "peak_mib": peak_mib(device), "loss": losses.get("loss"), "config": describe(cfg)}
+        print(f"  {result['images_per_s']:.0f} images/s, {result['ms_per_iter']:.1f} ms/iter, "
+              f"peak {fmt(out[name]['peak_mib'])} MiB")
+        del model, optimizer, inputs
+    return out
+
+
+def build_retrain(cfg: TrialConfig, classes: int, device: torch.device):
+    """Model and optimiser as `run_retrain` makes them; the lr is the warm-up's first, which cannot diverge
+    on a repeated batch and costs the same per step."""
+    torch.manual_seed(0)
+    model = spaces.build_msinet(spaces.resolve_genotype(cfg.genotype), classes, sam_mode=cfg.sam_mode).to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr * cfg.warmup_factor,
+                                momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return model, optimizer
+
+
+def through_loader(args: argparse.Namespace, device: torch.device, root: str) -> dict[str, Any]:
+    """The real DataLoader alone (with each worker count), then the default step fed by it."""
+    cfg = trial_config(args, data_dir=root)
+    splits = load_splits(cfg)
+    batch = cfg.ids_per_batch * cfg.instances
+    needed = (args.warmup + args.iters * args.repeats) * batch
+    copies = max(1, math.ceil(2 * needed / len(splits.train)))  # PK epochs use ~2/3 of the images
+    samples = widen(splits.train, copies)
+    classes = len({s.pid for s in samples})
+    out: dict[str, Any] = {"train_images": len(samples), "train_ids": classes,
+                           "image_files": len(splits.train), "loader_only": {}}
+
+    def loader(workers: int):
+        return train_loader(samples, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed, workers,
+                            cfg.cross_domain, pin_memory=device.type == "cuda", replacement=cfg.pk_replacement)
+
+    for workers in args.workers:
+        free(device)
+        batches = cycle(loader(workers), 0)
+
+        def run(n: int, batches=batches) -> None:
+            for inputs, _pids, *_ in itertools.islice(batches, n):
+                inputs.to(device, non_blocking=True)
+
+        print(f"loader only, {workers} workers: {describe(cfg)}, {len(samples)} images of {classes} ids "
+              f"({copies} copies of {len(splits.train)} files), decode + augment + copy to {device.type}")
+        result = rates(timed(run, args, device), args, batch)
+        out["loader_only"][str(workers)] = {**result, "workers": workers}
+        print(f"  {result['images_per_s']:.0f} images/s")
+        batches.close()
+        del batches
+
+    free(device)
+    model, optimizer = build_retrain(cfg, classes, device)
+    batches = cycle(loader(args.workers[0]), 1)
+
+    def step(n: int) -> None:
+        train_epoch(model, itertools.islice(batches, n), optimizer, cfg, device, 0)
+
+    print(f"retrain bf16+cl through the loader, {args.workers[0]} workers: {describe(cfg)}, {classes} classes")
+    result = rates(timed(step, args, device), args, batch)
+    out["train_step"] = {**result, "workers": args.workers[0], "peak_mib": peak_mib(device), "config": describe(cfg)}
+    print(f"  {result['images_per_s']:.0f} images/s, {result['ms_per_iter']:.1f} ms/iter")
+    batches.close()
+    return out
+
+
+def search_on_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The search step (architecture step on a valid batch, then weight step), as `search_epoch` runs it
+    from its second iteration on; memories sized like TCM's split of Market-1501's ids."""
+    out = {}
+    a = args.classes // 5
+    sides = {"train": 3 * a, "valid": args.classes - a}
+    for name, (amp, channels_last) in SEARCH_VARIANTS.items():
+        free(device)
+        cfg = trial_config(args, "search", amp=amp, channels_last=channels_last)
+        batch = cfg.ids_per_batch * cfg.instances
+        torch.manual_seed(0)
+        model = spaces.Supernet().to(device)
+        if cfg.channels_last and device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        memories = [spaces.PrototypeMemory(n, temperature=cfg.memory_temperature,
+                                           momentum=cfg.memory_momentum).to(device) for n in sides.values()]
+        optimizer = torch.optim.SGD(model.weight_parameters() + list(memories[0].parameters()),
+                                    lr=cfg.lr * cfg.warmup_factor, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
+        architect = spaces.Architect(model, memories[1], lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
+                                     milestones=cfg.arch_milestones)
+        data = [(torch.randn(batch, 3, *cfg.image_size, device=device),
+                 pk_labels(cfg.ids_per_batch, cfg.instances, n, seed=i).to(device))
+                for i, n in enumerate(sides.values())]
+        losses: dict[str, float] = {}
+
+        def run(n: int, model=model, architect=architect, memories=memories, optimizer=optimizer, cfg=cfg,
+                data=data, losses=losses) -> None:
+            loaders = [DeviceBatches(*data[0], n), DeviceBatches(*data[1], max(n, 1))]
+            losses.update(search_epoch(model, loaders, architect, memories[0], optimizer, cfg, device, epoch=1))
+
+        print(f"search {name}: {describe(cfg)}, memories {sides['train']}/{sides['valid']} ids, "
+              "random inputs on the device; one iteration = architecture step + weight step (2 batches)")
+        seconds, how = timed(run, args, device), "trials.search.search_epoch"
+        result = rates(seconds, args, batch)
+        out[name] = {**result, "peak_mib": peak_mib(device), "step": how, **losses,
+                     "config": describe(cfg)}
+        print(f"  {result['images_per_s']:.0f} weight-batch images/s, {result['ms_per_iter']:.1f} ms/iter, "
+              f"peak {fmt(out[name]['peak_mib'])} MiB ({how})")
+        del model, memories, optimizer, architect, data
+    return out
+
+
+def precision(args: argparse.Namespace, device: torch.device, root: str) -> dict[str, Any]:
+    """Losses and gradients of one real batch from the same weights: fp32 NCHW vs bf16 + channels_last,
+    with SAM on so its correlation (the largest bf16 reduction) is covered too."""
+    cfg32 = trial_config(args, data_dir=root, amp=False, channels_last=False, sam_mode="pos_neg")
+    cfg16 = trial_config(args, data_dir=root, amp=True, channels_last=True, sam_mode="pos_neg")
+    splits = load_splits(cfg32)
+    loader = train_loader(splits.train, cfg32.image_size, cfg32.ids_per_batch, cfg32.instances, 0, 0, False,
+                          pin_memory=False)
+    inputs, pids, *_ = next(iter(loader))
+    inputs, pids = inputs.to(device), pids.to(device)
+    torch.manual_seed(0)
+    model32 = spaces.build_msinet(spaces.resolve_genotype(cfg32.genotype), splits.num_classes,
+                                  sam_mode="pos_neg").to(device)
+    model16 = copy.deepcopy(model32)
+    if device.type == "cuda":
+        model16.to(memory_format=torch.channels_last)
+    results = {}
+    for name, model, cfg in (("fp32", model32, cfg32), ("bf16+cl", model16, cfg16)):
+        model.train()
+        x = inputs.contiguous(memory_format=torch.channels_last) if cfg.channels_last and device.type == "cuda" \
+            else inputs
+        with autocast(device, cfg.amp):
+            out = model(x)
+        terms = retrain_losses(out, pids, cfg)
+        total = sum(terms.values())
+        total.backward()
+        grads = torch.cat([p.grad.double().reshape(-1) for p in model.parameters() if p.grad is not None])
+        results[name] = ({k: float(v.detach()) for k, v in {**terms, "total": total}.items()}, grads)
+    (l32, g32), (l16, g16) = results["fp32"], results["bf16+cl"]
+    rel = {k: abs(l16[k] - l32[k]) / max(abs(l32[k]), 1e-12) for k in l32}
+    cosine = float(torch.nn.functional.cosine_similarity(g32, g16, dim=0))
+    print(f"bf16+cl vs fp32 on one real batch ({describe(cfg16)}), same weights:")
+    for k in l32:
+        print(f"  {k:15s} fp32 {l32[k]:.6f}  bf16 {l16[k]:.6f}  rel diff {rel[k]:.2e}")
+    print(f"  gradient cosine similarity {cosine:.5f}"
+          + ("  (CPU: autocast and channels_last are off, identical by construction)" if device.type != "cuda"
+             else ""))
+    return {"fp32": l32, "bf16+cl": l16, "relative_difference": rel, "max_relative_difference": max(rel.values()),
+            "gradient_cosine": cosine, "ok": max(rel.values()) <= args.tolerance, "tolerance": args.tolerance}
+
+
+def retrain_trial(args: argparse.Namespace, root: str) -> dict[str, Any]:
+    """One short real trial end to end: loader, training, validation each epoch, test at the end."""
+    values = {"dataset": "market1501", "data_dir": root, "height": args.height, "epochs": 2,
+              "iters_per_epoch": args.trial_iters, "eval_interval": 1, "device": args.device,
+              "workers": args.workers[0], "ids_per_batch": args.ids_per_batch, "instances": args.instances,
+              "seed": 0}
+    print(f"retrain trial: {values}")
+    start = time.perf_counter()
+    metrics = run_retrain(values, LocalSession(None, verbose=False))
+    seconds = time.perf_counter() - start
+    keys = ("loss", "val/mAP", "source/mAP")
+    finite = {k: isinstance(metrics.get(k), float) and math.isfinite(metrics[k]) for k in keys}
+    kept = {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
+    print(f"  {seconds:.1f} s; loss {metrics.get('loss')}, val/mAP {metrics.get('val/mAP')}, source/mAP "
+          f"{metrics.get('source/mAP')}, last epoch {metrics.get('images_per_second', float('nan')):.0f} images/s "
+          f"-> {'OK' if all(finite.values()) else 'NOT FINITE: ' + str(finite)}")
+    return {"seconds": seconds, "metrics": kept, "finite": finite, "ok": all(finite.values())}
+
+
+def search_trial(args: argparse.Namespace, root: str) -> dict[str, Any]:
+    """A short real search: two epochs, so architecture steps run even when the tiny train side holds one
+    batch (the first iteration of the first epoch has none)."""
+    train_ids = len({s.pid for s in load_splits(trial_config(args, data_dir=root)).train})
+    ids_per_batch = min(args.ids_per_batch, 3 * (train_ids // 5))  # TCM's train side holds 3/5 of the ids
+    values = {"dataset": "market1501", "data_dir": root, "height": args.height, "epochs": 2,
+              "iters_per_epoch": 3, "eval_interval": 1, "device": args.device, "workers": args.workers[0],
+              "ids_per_batch": ids_per_batch, "instances": args.instances, "seed": 0}
+    print(f"search trial: {values}")
+    start = time.perf_counter()
+    metrics = run_search(values, LocalSession(None, verbose=False))
+    seconds = time.perf_counter() - start
+    ok = all(math.isfinite(metrics.get(k, math.nan)) for k in ("loss/weight", "loss/architecture", "val/mAP"))
+    kept = {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
+    print(f"  {seconds:.1f} s; loss/weight {metrics.get('loss/weight')}, loss/architecture "
+          f"{metrics.get('loss/architecture')}, val/mAP {metrics.get('val/mAP')} -> {'OK' if ok else 'NOT FINITE'}")
+    return {"seconds": seconds, "metrics": kept, "ok": ok}
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import torchvision
+
+    env = {"torch": torch.__version__, "torchvision": torchvision.__version__, "device": str(device),
+           "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+           "threads": torch.get_num_threads(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
+           "float32_matmul_precision": torch.get_float32_matmul_precision(),
+           "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update(name=props.name, capability=f"{props.major}.{props.minor}", memory_gib=props.total_memory / 2**30,
+                   cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+    else:
+        env["name"] = "cpu"
+    return env
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    """Throughput rows with their ratio to the fp32 step of the same network, then the checks."""
+    rows = [("measurement", "images/s", "ms/iter", "peak MiB", "ratio")]
+    retrain, search = results.get("retrain_on_device", {}), results.get("search_on_device", {})
+    loader = results.get("through_loader", {})
+
+    def row(label: str, r: dict | None, base: dict | None, base_name: str) -> None:
+        if not r or "images_per_s" not in r:
+            return
+        ratio = r["images_per_s"] / base["images_per_s"] if base and "images_per_s" in base else None
+        rows.append((label, fmt(r["images_per_s"]), fmt(r["ms_per_iter"], 1), fmt(r.get("peak_mib")),
+                     "-" if ratio is None else f"x{ratio:.2f} of {base_name}"))
+
+    for name in RETRAIN_VARIANTS:
+        row(f"retrain {name} (on device)", retrain.get(name), retrain.get("fp32"), "fp32")
+    # Loader rows against the on-device trial default: below x1.00 the loader, not the GPU, sets the pace.
+    row(f"retrain bf16+cl via loader ({loader.get('train_step', {}).get('workers')} w)", loader.get("train_step"),
+        retrain.get("bf16+cl"), "bf16+cl")
+    for workers, r in loader.get("loader_only", {}).items():
+        row(f"loader only ({workers} workers)", r, retrain.get("bf16+cl"), "bf16+cl")
+    for name in SEARCH_VARIANTS:
+        row(f"search {name} (on device)", search.get(name), search.get("fp32"), "fp32")
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    checks = []
+    if "precision" in results:
+        p = results["precision"]
+        checks.append(f"bf16 vs fp32 loss: max rel diff {p['max_relative_difference']:.2e}, "
+                      f"grad cosine {p['gradient_cosine']:.4f}: {'OK' if p['ok'] else 'OVER TOLERANCE'}")
+    for name in ("retrain_trial", "search_trial"):
+        if name in results:
+            checks.append(f"{name}: {'OK' if results[name].get('ok') else 'FAILED ' + str(results[name])[:200]}")
+    return [*lines, *checks]
+
+
+def main() -> int:
+    args = parse_args()
+    device = resolve_device(args.device)
+    configure_backends(device)
+    results: dict[str, Any] = {"args": vars(args), "environment": environment(device)}
+    env = results["environment"]
+    print(f"device {env['name']} ({device}), torch {env['torch']}, torchvision {env['torchvision']}, "
+          f"CUDA {env.get('cuda', '-')}, cuDNN {env.get('cudnn', '-')}, {env['cpus']} CPUs, "
+          f"cudnn.benchmark {env['cudnn_benchmark']}, cudnn.allow_tf32 {env['cudnn_allow_tf32']}, "
+          f"fp32 matmul precision {env['float32_matmul_precision']}")
+    print(f"args: {vars(args)}")
+
+    def save() -> None:
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+    def section(name: str, fn: Callable[[], Any]) -> None:
+        print(f"\n== {name}", flush=True)
+        start = time.perf_counter()
+        try:
+            results[name] = fn()
+        except Exception as exc:  # one failed measurement must not cost the others on a one-shot machine
+            traceback.print_exc()
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        results.setdefault("section_seconds", {})[name] = time.perf_counter() - start
+        print(f"   ({results['section_seconds'][name]:.1f} s)", flush=True)
+        free(device)
+        save()
+
+    with tempfile.TemporaryDirectory(prefix="gpu-retrain-") as tmp:
+        root = args.data_dir or tmp
+        size = (args.height, args.height // 2)
+        section("data", lambda: synthesize("market1501", root, ids=args.ids, seed=0, image_size=size))
+        section("retrain_on_device", lambda: retrain_on_device(args, device))
+        section("through_loader", lambda: through_loader(args, device, root))
+        section("search_on_device", lambda: search_on_device(args, device))
+        section("precision", lambda: precision(args, device, root))
+        section("retrain_trial", lambda: retrain_trial(args, root))
+        section("search_trial", lambda: search_trial(args, root))
+
+    lines = table(results)
+    results["table"] = lines
+    save()
+    print("\n" + "\n".join(lines))
+    failed = [k for k, v in results.items() if isinstance(v, dict) and ("error" in v or v.get("ok") is False)]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

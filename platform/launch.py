@@ -1,0 +1,389 @@
+"""Run an MSINet study: `python platform/launch.py --study smoke` (see --help and --list).
+
+The driver: it resolves the study file into a plan, checks the data and the tracking store, starts (or
+joins) Ray, opens the launch's MLflow parent run, runs the phases one after another as Ray Tune experiments,
+and ends with a leaderboard and the command that opens the study in the MLflow UI. Everything a launch
+needs to continue after an interruption is kept in runs/launches/<study>/<launch>.json (`--resume`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tune warns on every checkpoint-triggered snapshot of a short trial; the progress lines are what users read.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself stays first (sys.path[0])
+
+import study_data  # noqa: E402
+import study_spec  # noqa: E402
+import study_tracking  # noqa: E402
+import study_tune  # noqa: E402
+
+from trials.config import ConfigError  # noqa: E402
+from trials.data import DatasetError  # noqa: E402
+
+RUNS = ROOT / "runs"  # git-ignored; --run-dir moves it
+# Shipped to every worker as the Ray runtime environment's working directory, minus what is not code.
+# gitignore syntax: anchored with "/" so that trials/data/ still travels.
+EXCLUDES = ["/.venv", "/.git", "/runs", "/data", "__pycache__", "*.pyc", "/.pytest_cache", "/.ruff_cache", "/.whl",
+            "/.gl", "/benchmarks"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python platform/launch.py", description="Run an MSINet study on Ray Tune + Optuna, tracked in MLflow.",
+        epilog="Example: python platform/launch.py --study cross_domain --scale smoke --synthetic")
+    p.add_argument("--study", help="a study name (see --list) or the path of a study .yaml file")
+    p.add_argument("--list", action="store_true", help="list the studies with a one-line description")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved plan and exit without running")
+    p.add_argument("--scale", choices=study_spec.SCALES, help="smoke: tiny images and epochs, minutes on a CPU; "
+                   "full: the paper's recipe (default: the study's default_scale)")
+    p.add_argument("--data-dir", type=Path, help=f"folder holding the datasets' folders (default {ROOT / 'data'})")
+    p.add_argument("--run-dir", type=Path, default=RUNS, help=f"where the default stores, synthetic data and launch "
+                   f"records go (default {RUNS})")
+    p.add_argument("--synthetic", action="store_true",
+                   help="generate stand-in data in the datasets' real layouts under runs/synthetic and use it")
+    p.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: a local Ray instance")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. http://HEAD:5000 (default: sqlite:///RUN_DIR/mlflow.db)")
+    p.add_argument("--storage-path", help="Ray Tune results and checkpoints, on storage all nodes share "
+                   "(default: RUN_DIR/tune)")
+    p.add_argument("--num-samples", type=_positive, help="trials per phase (overrides the study)")
+    p.add_argument("--max-concurrent", type=_positive, help="trials running at once per phase")
+    p.add_argument("--gpus-per-trial", type=_fraction, help="GPUs per trial, fractions allowed (e.g. 0.25)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the trials and of Optuna's TPE sampler")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="LAUNCH",
+                   help="continue an interrupted launch of --study (default: its latest)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study value: a trial config key for every phase (lr=0.05), "
+                        "PHASE.FIELD (search.num_samples=4, retrain.config.epochs=60) or a study field (metric=...)")
+    p.add_argument("--verbose", action="store_true", help="a progress line for every epoch of every trial")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        rows = study_spec.describe()
+        width = max(len(name) for name, _ in rows)
+        for name, text in rows:
+            print(f"{name:<{width}}  {text}")
+        return 0
+    if not args.study:
+        return _fail("give --study NAME (python platform/launch.py --list shows them)")
+    try:
+        launch = resume_launch(args) if args.resume else new_launch(args)
+        if args.dry_run:
+            print_plan(launch)
+            return 0
+        return run(launch, args)
+    except (study_spec.StudyError, ConfigError, DatasetError, study_tracking.TrackingError, LaunchError) as error:
+        return _fail(str(error))
+
+
+class LaunchError(RuntimeError):
+    """A launch that cannot start or continue; the message says why and what to do."""
+
+
+def new_launch(args: argparse.Namespace) -> dict[str, Any]:
+    study = study_spec.load_study(args.study, args.scale, study_spec.parse_overrides(args.set))
+    for phase in study.phases:
+        if args.num_samples:
+            phase.num_samples = args.num_samples
+        if args.max_concurrent:
+            phase.max_concurrent = args.max_concurrent
+        if args.gpus_per_trial is not None:
+            phase.resources["gpu"] = args.gpus_per_trial
+    runs = args.run_dir.expanduser().resolve()
+    synthetic = args.synthetic or (study.synthetic and args.data_dir is None)
+    data_dir = (runs / "synthetic") if synthetic and args.data_dir is None else (args.data_dir or ROOT / "data")
+    tracking_uri = args.tracking_uri or f"sqlite:///{runs / 'mlflow.db'}"
+    launch_id = time.strftime("%Y%m%d-%H%M%S")
+    return {
+        "study": study.to_dict(), "launch": launch_id, "seed": args.seed, "synthetic": synthetic,
+        "data_dir": str(Path(data_dir).expanduser().resolve()), "tracking_uri": tracking_uri,
+        "optuna_storage": optuna_storage(tracking_uri, runs),
+        "storage_path": storage_path(args.storage_path, runs),
+        "state_file": str(runs / "launches" / study.name / f"{launch_id}.json"), "phases": {}, "status": "new",
+    }
+
+
+def resume_launch(args: argparse.Namespace) -> dict[str, Any]:
+    changed = [flag for flag, value in (("--set", args.set), ("--scale", args.scale), ("--data-dir", args.data_dir),
+                                        ("--num-samples", args.num_samples), ("--synthetic", args.synthetic),
+                                        ("--gpus-per-trial", args.gpus_per_trial), ("--tracking-uri",
+                                                                                     args.tracking_uri))
+               if value]
+    if changed:
+        raise LaunchError(f"--resume continues a launch with the plan it started with; drop {', '.join(changed)} "
+                          f"(or start a new launch without --resume)")
+    name = study_spec.study_path(args.study).stem
+    folder = args.run_dir.expanduser().resolve() / "launches" / name
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if args.resume != "latest":
+        files = [f for f in files if f.stem == args.resume]
+    unfinished = [f for f in files if json.loads(f.read_text())["status"] != "finished"]
+    if not unfinished:
+        which = "that launch" if args.resume != "latest" else f"study {name!r}"
+        raise LaunchError(f"--resume: no interrupted launch of {which} in {folder} "
+                          f"(launches: {', '.join(f.stem for f in files) or 'none'}); start one without --resume")
+    launch = json.loads(unfinished[-1].read_text())
+    launch["resumed"] = True
+    return launch
+
+
+def optuna_storage(tracking_uri: str, runs: Path) -> str:
+    """Beside a SQLite MLflow store; with a tracking server, in the local run folder (only the driver uses it)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return f"sqlite:///{Path(tracking_uri[len('sqlite:///'):]).parent / 'optuna.db'}"
+    return f"sqlite:///{runs / 'optuna.db'}"
+
+
+def storage_path(value: str | None, runs: Path) -> str:
+    """Absolute: trials run in their own working directories. URIs (s3://...) pass through."""
+    if value and "://" in value:
+        return value
+    return str(Path(value).expanduser().resolve() if value else runs / "tune")
+
+
+def plan(launch: dict[str, Any]) -> dict[str, Any]:
+    """What will run, where results go: printed by --dry-run and logged to the parent run."""
+    study = study_spec.Study(**{**launch["study"], "phases": [study_spec.Phase(**p) for p in
+                                                              launch["study"]["phases"]]})
+    phases = []
+    for phase in study.phases:
+        trials = f"{study_tune.sample_count(phase, [])} trials"
+        if phase.genotypes:
+            trials = f"{describe_genotypes(phase.genotypes)}, at least {phase.num_samples} trial(s)"
+        phases.append({"phase": phase.name, "kind": phase.kind, "trials": trials, "config": phase.config,
+                       "space": phase.space, "grid": phase.grid, "resources": phase.resources,
+                       "max_concurrent": phase.max_concurrent, "early_stopping": phase.early_stopping,
+                       "max_failures": phase.max_failures})
+    return {"study": study.name, "file": study.path, "description": study.description, "scale": study.scale,
+            "metric": study.metric, "mode": study.mode, "optimise_test_metric": study.optimise_test_metric,
+            "launch": launch["launch"], "seed": launch["seed"], "data_dir": launch["data_dir"],
+            "synthetic": launch["synthetic"], "datasets": study_data.datasets(study),
+            "tracking_uri": launch["tracking_uri"], "optuna_storage": launch["optuna_storage"],
+            "storage_path": launch["storage_path"], "phases": phases}
+
+
+def describe_genotypes(spec: dict[str, Any]) -> str:
+    parts = [f"top {spec['top_k']} distinct genotypes of phase {spec['from']}"
+             f"{' per ' + spec['group_by'] if spec['group_by'] else ''}" if spec["from"] else "",
+             f"{spec['random']} random genotypes" if spec["random"] else "",
+             f"published {', '.join(spec['published'])}" if spec["published"] else ""]
+    return " + ".join(p for p in parts if p)
+
+
+def print_plan(launch: dict[str, Any]) -> None:
+    p = plan(launch)
+    print(f"study {p['study']} ({p['file']}), scale {p['scale']}: {p['description']}")
+    marked = "  ** a TEST metric is optimised (optimise_test_metric: true) **" if p["optimise_test_metric"] else ""
+    print(f"optimises {p['metric']} ({p['mode']}){marked}")
+    data = "synthetic stand-ins generated in" if p["synthetic"] else "read from"
+    print(f"data: {', '.join(f'{k} ({v})' for k, v in p['datasets'].items())}, {data} {p['data_dir']}")
+    for phase in p["phases"]:
+        print(f"phase {phase['phase']} [{phase['kind']}]: {phase['trials']}, "
+              f"{phase['resources']['cpu']:g} CPU + {phase['resources']['gpu']:g} GPU per trial"
+              f"{', at most ' + str(phase['max_concurrent']) + ' at once' if phase['max_concurrent'] else ''}")
+        print(f"  fixed:  {json.dumps(phase['config'])}")
+        if phase["space"]:
+            print(f"  Optuna (TPE, seed {p['seed']}): {json.dumps(phase['space'])}")
+        if phase["grid"]:
+            print(f"  every one of: {json.dumps(phase['grid'])}")
+        stopping = phase["early_stopping"]
+        print(f"  early stopping: {'ASHA on ' + p['metric'] + ' ' + json.dumps(stopping) if stopping else 'none'}; "
+              f"retries from the last checkpoint: {phase['max_failures']}")
+    print(f"tracking: {p['tracking_uri']} (experiment {p['study']}); Optuna: {p['optuna_storage']}")
+    print(f"Tune results and checkpoints: {p['storage_path']}")
+
+
+def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
+    study = study_spec.Study(**{**launch["study"], "phases": [study_spec.Phase(**p) for p in
+                                                              launch["study"]["phases"]]})
+    study_tracking.check_reachable(launch["tracking_uri"])
+    data_dir = Path(launch["data_dir"])
+    if launch["synthetic"]:
+        study_data.prepare_synthetic(study, data_dir, launch["seed"])
+    study_data.check_data(study, data_dir, launch["synthetic"])
+    print_plan(launch)
+
+    import ray
+
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))  # stop like Ctrl-C: resumable
+    ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None, include_dashboard=False,
+             log_to_driver=args.verbose, configure_logging=True, logging_level="WARNING",
+             runtime_env={"working_dir": str(ROOT), "excludes": EXCLUDES,
+                          "env_vars": {"PYTHONUNBUFFERED": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}})
+    try:
+        check_resources(study, local=not args.address)
+        return run_phases(study, launch, args)
+    finally:
+        ray.shutdown()
+
+
+def check_resources(study: study_spec.Study, local: bool) -> None:
+    """A trial asking for more than any node has would wait forever: on a fixed local instance, say so now."""
+    import ray
+
+    total = ray.cluster_resources()
+    for phase in study.phases:
+        for name, key in (("cpu", "CPU"), ("gpu", "GPU")):
+            need, have = phase.resources[name], total.get(key, 0.0)
+            if need > have:
+                message = (f"phase {phase.name!r} asks for {need:g} {key} per trial but the Ray cluster has {have:g}"
+                           f"; lower it with --set {phase.name}.resources.{name}=N"
+                           f"{' or --gpus-per-trial 0' if key == 'GPU' else ''}, or --scale smoke")
+                if local:
+                    raise LaunchError(message)
+                print(f"warning: {message} (an autoscaling cluster may add nodes)", file=sys.stderr)
+
+
+def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace) -> int:
+    from ray import tune
+
+    if launch.get("parent_run_id"):
+        study_tracking.reopen_parent(launch["tracking_uri"], launch["parent_run_id"])
+    else:
+        launch["experiment_id"], launch["parent_run_id"] = study_tracking.open_parent(
+            launch["tracking_uri"], study, launch["launch"], plan(launch))
+    launch["status"] = "running"
+    save(launch)
+    try:
+        for phase in study.phases:
+            record = launch["phases"].setdefault(phase.name, {"status": "pending"})
+            if record["status"] == "done":
+                print(f"phase {phase.name}: done in an earlier run of this launch", file=sys.stderr)
+                continue
+            earlier = [row for r in launch["phases"].values() for row in r.get("rows", [])]
+            if "genotypes" not in record:
+                genotypes, groups = ([], {}) if phase.genotypes is None else study_tune.select_genotypes(
+                    phase.genotypes, earlier, study.metric, study.mode, launch["seed"])
+                record.update(genotypes=genotypes, groups=groups)
+            context = {"kind": phase.kind, "phase": phase.name, "launch": launch["launch"],
+                       "tracking_uri": launch["tracking_uri"], "experiment_id": launch["experiment_id"],
+                       "parent_run_id": launch["parent_run_id"], "space": list(phase.space),
+                       "groups": record["groups"]}
+            name = f"{study.name}-{launch['launch']}-{phase.name}"
+            path = f"{launch['storage_path'].rstrip('/')}/{name}"
+            record.update(status="running", experiment=path)
+            save(launch)
+            if tune.Tuner.can_restore(path):
+                print(f"phase {phase.name}: continuing {path}", file=sys.stderr)
+                tuner = study_tune.restore_tuner(phase, context, path)
+            else:
+                data = {**phase.config, "data_dir": launch["data_dir"]}
+                phase_with_data = study_spec.Phase(**{**phase.__dict__, "config": data})
+                tuner = study_tune.build_tuner(study, phase_with_data, record["genotypes"], context,
+                                               launch["storage_path"], name, launch["optuna_storage"], launch["seed"],
+                                               None, args.verbose)
+            results = tuner.fit()
+            if results.num_terminated + results.num_errors < len(results):
+                raise KeyboardInterrupt  # Tune stopped on SIGINT and saved its state
+            record.update(status="done", rows=study_tune.result_rows(results, phase, context))
+            save(launch)
+    except KeyboardInterrupt:
+        launch["status"] = "interrupted"
+        save(launch)
+        study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "KILLED")
+        print(f"\ninterrupted. Continue with: python platform/launch.py --study {study.name} --resume "
+              f"{launch['launch']}", file=sys.stderr)
+        return 130
+    except Exception:
+        launch["status"] = "failed"
+        save(launch)
+        study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "FAILED")
+        raise
+
+    rows = [row for r in launch["phases"].values() for row in r.get("rows", [])]
+    table = leaderboard(rows, study)
+    study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "FINISHED",
+                                {"leaderboard.csv": table.to_csv(index=False),
+                                 "leaderboard.txt": table.to_string(index=False)})
+    launch["status"] = "finished"
+    save(launch)
+    print_summary(table, launch, study)
+    failed = [row["trial"] for row in rows if row["status"] == "failed"]
+    return 1 if failed and len(failed) == len(rows) else 0
+
+
+def leaderboard(rows: list[dict[str, Any]], study: study_spec.Study):
+    """Phases in order, trials sorted by the study's metric within each."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    order = {phase.name: i for i, phase in enumerate(study.phases)}
+    table["_phase"] = table["phase"].map(order)
+    by = ["_phase"] + ([study.metric] if study.metric in table else [])
+    table = table.sort_values(by, ascending=[True, study.mode == "min"][:len(by)], na_position="last")
+    return table.drop(columns="_phase").reset_index(drop=True)
+
+
+def print_summary(table, launch: dict[str, Any], study: study_spec.Study) -> None:
+    import pandas as pd
+
+    from analysis.links import runs_table_url, ui_command
+
+    shown = table.drop(columns=[c for c in ("error",) if c in table])
+    for column, label in (("params_no_classifier", "params (M)"), ("macs", "MACs (M)")):
+        if column in shown:
+            shown[label] = shown.pop(column) / 1e6
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 60,
+                           "display.float_format", "{:.4f}".format):
+        print(f"\nleaderboard of {study.name} (launch {launch['launch']}, sorted by {study.metric} within each "
+              f"phase; test metrics are compared, never optimised):")
+        print(shown.to_string(index=False))
+    for row in table.to_dict("records"):
+        if row.get("status") == "failed":
+            print(f"failed: {row['trial']}: {row.get('error')}")
+    uri = launch["tracking_uri"]
+    print(f"\nMLflow: {uri}, experiment {study.name!r} (id {launch['experiment_id']}), parent run "
+          f"{launch['parent_run_id']}")
+    if uri.startswith(("http://", "https://")):
+        print(f"open: {runs_table_url(uri.rstrip('/'), launch['experiment_id'])}")
+    else:
+        print(f"see it: {ui_command(uri)}")
+        print(f"   then open {runs_table_url('http://127.0.0.1:5000', launch['experiment_id'])}")
+    print(f"Optuna studies: {launch['optuna_storage']} (study names {study.name}-{launch['launch']}-PHASE)")
+
+
+def save(launch: dict[str, Any]) -> None:
+    """Written atomically: an interruption mid-write must not lose the record of finished phases."""
+    path = Path(launch["state_file"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(launch, indent=2, default=str))
+    tmp.replace(path)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 (fractions allowed), got {text}")
+    return value
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""One study phase as one Ray Tune experiment: param space, Optuna, ASHA, retries, checkpoints, results.
+
+* A phase with a search `space` uses OptunaSearch (TPE, seeded) whose Optuna study lives in an SQLite file
+  beside the MLflow store, so `--resume` continues it and optuna-dashboard can open it. Its `grid` values
+  (and the genotypes of a retrain phase) become categorical dimensions, and every combination is enqueued
+  once at the recipe's values, so each one runs before TPE spends the remaining samples.
+* A phase without a space runs its grid (x one seed per sample) with Tune's own variant generator.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from study_spec import Phase, Study
+from study_tracking import TrialRunStatus, trial_error
+
+from trials.config import make_config
+from trials.tune_entry import run_trial, trial_group
+
+RESULT_KEYS = ("val/mAP", "val/rank1", "source/mAP", "source/rank1", "source/rank5", "source/mINP", "target/mAP",
+               "target/rank1", "target/rank5", "target/mINP", "params_no_classifier", "macs")
+
+
+def trial_values(phase: Phase, genotypes: list[str]) -> dict[str, list]:
+    """The grid: every value listed must run at least once (genotypes of a retrain phase included)."""
+    grid = dict(phase.grid)
+    if genotypes:
+        grid["genotype"] = list(genotypes)
+    return grid
+
+
+def sample_count(phase: Phase, genotypes: list[str]) -> int:
+    """Trials in the phase: num_samples, and never fewer than the grid's combinations."""
+    combinations = math.prod(len(v) for v in trial_values(phase, genotypes).values())
+    if phase.space:
+        return max(phase.num_samples, combinations)
+    return combinations * phase.num_samples
+
+
+def param_space(phase: Phase, genotypes: list[str], seed: int) -> dict[str, Any]:
+    """Tune's param space: fixed config, searched dimensions, grid (categorical for Optuna, else a grid)."""
+    space: dict[str, Any] = {"seed": seed, **phase.config}
+    for key, spec in phase.space.items():
+        (dist, bounds), = spec.items()
+        space[key] = {"loguniform": tune.loguniform, "uniform": tune.uniform, "choice": tune.choice,
+                      "int": lambda low, high: tune.randint(low, high + 1)}[dist](
+            *([bounds] if dist == "choice" else bounds))
+    grid = trial_values(phase, genotypes)
+    if phase.space:
+        space.update({k: tune.choice(v) for k, v in grid.items()})
+    else:
+        space.update({k: tune.grid_search(v) for k, v in grid.items()})
+        if phase.num_samples > 1 and "seed" not in grid:  # repeats differ by seed, not by nothing
+            space["seed"] = tune.grid_search([seed + i for i in range(phase.num_samples)])
+    return space
+
+
+def warm_start_points(phase: Phase, genotypes: list[str]) -> list[dict[str, Any]]:
+    """Every grid combination once, with each searched value at the recipe's (clipped into its range)."""
+    recipe = make_config(phase.kind, phase.config).to_dict()
+    defaults = {}
+    for key, spec in phase.space.items():
+        (dist, bounds), = spec.items()
+        value = recipe[key]
+        if dist == "choice":
+            defaults[key] = value if value in bounds else bounds[0]
+        else:
+            defaults[key] = type(bounds[0])(min(max(value, bounds[0]), bounds[1]))
+    grid = trial_values(phase, genotypes)
+    return [{**defaults, **dict(zip(grid, combo, strict=True))} for combo in itertools.product(*grid.values())]
+
+
+def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[str, Any], storage_path: str,
+                name: str, optuna_storage: str, seed: int, max_concurrent: int | None, verbose: bool) -> tune.Tuner:
+    search_alg = None
+    if phase.space:
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        search_alg = OptunaSearch(points_to_evaluate=warm_start_points(phase, genotypes) or None, seed=seed,
+                                  study_name=name, storage=optuna.storages.RDBStorage(optuna_storage))
+    scheduler = None
+    if phase.early_stopping:
+        max_t = make_config(phase.kind, phase.config).epochs
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=phase.early_stopping["grace_period"],
+                                  reduction_factor=phase.early_stopping["reduction_factor"])
+    tune_config = tune.TuneConfig(metric=study.metric, mode=study.mode, search_alg=search_alg, scheduler=scheduler,
+                                  # without a searcher, one pass over the grid (seeds included) is every trial
+                                  num_samples=sample_count(phase, genotypes) if phase.space else 1,
+                                  max_concurrent_trials=max_concurrent or phase.max_concurrent)
+    return tune.Tuner(trainable(phase, context), param_space=param_space(phase, genotypes, seed),
+                      tune_config=tune_config, run_config=run_config(phase, context, storage_path, name, verbose))
+
+
+def restore_tuner(phase: Phase, context: dict[str, Any], path: str) -> tune.Tuner:
+    """Continue an interrupted phase: finished trials stay, unfinished and errored ones continue."""
+    return tune.Tuner.restore(path, trainable(phase, context), resume_unfinished=True, resume_errored=True)
+
+
+def trainable(phase: Phase, context: dict[str, Any]):
+    resources = {"cpu": phase.resources["cpu"], "gpu": phase.resources["gpu"]}
+    return tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
+
+
+def run_config(phase: Phase, context: dict[str, Any], storage_path: str, name: str, verbose: bool) -> tune.RunConfig:
+    callbacks: list[tune.Callback] = [Progress(phase.name, phase.space, verbose)]
+    if context.get("tracking_uri"):
+        callbacks.append(TrialRunStatus(context))
+    return tune.RunConfig(
+        name=name, storage_path=storage_path, verbose=0, callbacks=callbacks,
+        failure_config=tune.FailureConfig(max_failures=phase.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=phase.keep_checkpoints),
+    )
+
+
+class Progress(tune.Callback):
+    """One line per event on stderr: which trials run, their latest loss and val/mAP, what finished."""
+
+    def __init__(self, phase: str, space: dict[str, Any], verbose: bool):
+        self.phase = phase
+        self.space = list(space)
+        self.verbose = verbose
+        self.started = time.monotonic()
+
+    def _say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.0f}s {self.phase}] {text}", file=sys.stderr, flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        shown = {k: trial.config.get(k) for k in self.space + ["genotype", "supervision", "sam_mode"]
+                 if k in trial.config}
+        running = 1 + sum(t.status == "RUNNING" for t in trials if t is not trial)
+        self._say(f"start {trial.trial_id} ({running} running) {_format(shown)}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if self.verbose or result.get("epoch") == trial.config.get("epochs"):
+            keys = ("loss", "loss/weight", "val/mAP")
+            self._say(f"{trial.trial_id} epoch {result.get('epoch')}/{trial.config.get('epochs')} "
+                      f"{_format({k: result[k] for k in keys if k in result})}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        early = result.get("epoch", 0) < trial.config.get("epochs", 0)
+        shown = {k: result[k] for k in ("val/mAP", "source/mAP", "target/mAP") if k in result}
+        self._say(f"{'stopped early' if early else 'finished'} {trial.trial_id} at epoch {result.get('epoch')} "
+                  f"{_format(shown)} {result.get('genotype', '')}")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._say(f"FAILED {trial.trial_id}: {trial_error(trial)} (traceback: {trial.error_file})")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self._say(f"retrying {trial.trial_id} from its last checkpoint")
+
+
+def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per trial: what the leaderboard and the next phase need, JSON-serialisable."""
+    rows = []
+    for result in results:
+        metrics = result.metrics or {}
+        config = result.config or {}
+        epochs = config.get("epochs")
+        status = "failed" if result.error else (
+            "stopped early" if epochs and metrics.get("epoch", 0) < epochs else "finished")
+        row = {"phase": phase.name, "trial": metrics.get("trial_id") or Path(result.path).name, "status": status,
+               "group": trial_group(make_config(phase.kind, config).to_dict(), context),
+               "genotype": metrics.get("genotype") or str(config.get("genotype", "")),
+               "epoch": metrics.get("epoch")}
+        row.update({k: config.get(k) for k in [*phase.space, *phase.grid, "supervision", "sam_mode"]
+                    if k in config})
+        row.update({k: metrics[k] for k in RESULT_KEYS if isinstance(metrics.get(k), int | float)})
+        if result.error:
+            row["error"] = str(result.error).strip().splitlines()[-1][:300]
+        rows.append(row)
+    return rows
+
+
+def select_genotypes(spec: dict[str, Any], earlier: list[dict[str, Any]], metric: str, mode: str,
+                     seed: int) -> tuple[list[str], dict[str, str]]:
+    """The genotypes a retrain phase trains, and the group of each (for the comparisons in reports).
+
+    Top-k *distinct* genotypes of the source phase by its metric (per `group_by` value when given), then
+    `random` uniformly drawn ones, then the `published` ones.
+    """
+    import spaces
+
+    groups: dict[str, str] = {}
+    if spec["from"]:
+        ranked = [r for r in earlier if r["phase"] == spec["from"] and r["status"] != "failed" and r["genotype"]
+                  and isinstance(r.get(metric), int | float)]
+        ranked.sort(key=lambda r: r[metric], reverse=mode == "max")
+        taken: dict[str, int] = {}
+        for row in ranked:
+            group = str(row.get(spec["group_by"] or "group", row["group"]))
+            if row["genotype"] in groups or taken.get(group, 0) >= spec["top_k"]:
+                continue
+            if spec["group_by"] is None and sum(taken.values()) >= spec["top_k"]:
+                break
+            groups[row["genotype"]] = group
+            taken[group] = taken.get(group, 0) + 1
+        if not groups:
+            raise RuntimeError(f"phase {spec['from']!r} produced no genotype with a {metric} value to retrain")
+    for i in range(spec["random"]):
+        groups.setdefault(str(spaces.random_genotype(seed + 1000 + i)), "random")
+    for name in spec["published"]:
+        groups.setdefault(str(spaces.NAMED_GENOTYPES[name]), "published")
+    return list(groups), groups
+
+
+def _format(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())

@@ -1,0 +1,104 @@
+"""The report: every section, its tables and figures as files, logged back to the launch's parent run."""
+
+import re
+
+import matplotlib.image
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from analysis.genotypes import operation_counts
+from analysis.links import runs_table_url, ui_command
+from analysis.report import default_report_dir, markdown_table, write_report
+from analysis.runs import REPO_ROOT, LaunchNotFound
+from analysis.tables import leaderboard
+
+SECTIONS = ("## Trial status", "## Leaderboard", "## Genotype statistics", "### Operation won per slot",
+            "### Final α of the best search trial", "### α over epochs", "## Comparisons the paper makes",
+            "### TCM vs classification supervision vs random genotypes", "### SAM modes in cross-domain",
+            "### Searched vs published genotype", "## Accuracy vs cost", "## CMC curves of the top trials")
+FIGURES = {"operation_counts.png", "final_alpha.png", "alpha_curves.png", "supervision.png", "sam_modes.png",
+           "published.png", "cost.png", "cmc.png", "cmc_target.png"}
+
+
+def test_the_report_has_every_section_with_its_figures(written_report):
+    text = written_report.read_text()
+    for heading in SECTIONS:
+        assert f"\n{heading}\n" in text, heading
+    assert "No data" not in text
+    shown = set(re.findall(r"!\[[^]]*\]\(([^)]+)\)", text))
+    assert shown == FIGURES
+    for name in shown:
+        image = matplotlib.image.imread(written_report.parent / name)
+        assert image.shape[0] > 100 and image.shape[1] > 100
+    assert {path.name for path in written_report.parent.glob("*.png")} == FIGURES
+    assert "WARNING" not in text
+
+
+def test_the_report_names_unfinished_trials_and_links_the_runs_table(study_store, written_report):
+    text = written_report.read_text()
+    assert "16: 1 FAILED, 14 FINISHED (1 stopped early), 1 RUNNING" in text
+    failed = study_store.trials["retrain/b_00007"]
+    assert "loss is NaN at epoch 2 \\| diverged" in text and failed.run_id in text
+    assert "still running" in text
+    assert runs_table_url("http://127.0.0.1:5000", study_store.experiment_id) in text
+    assert ui_command(study_store.uri) in text
+
+
+def test_the_csv_tables_hold_what_the_functions_return(study_runs, written_report):
+    folder = written_report.parent
+    board = pd.read_csv(folder / "leaderboard.csv")
+    expected = leaderboard(study_runs, "val/mAP", "max")
+    assert list(board["trial"]) == list(expected["trial"])
+    assert list(board["val/mAP"]) == pytest.approx(list(expected["val/mAP"]))
+    assert list(board.columns) == list(expected.columns)
+    counts = pd.read_csv(folder / "operation_counts.csv")
+    pd.testing.assert_frame_equal(counts, operation_counts(study_runs), check_dtype=False)
+    alpha = pd.read_csv(folder / "final_alpha.csv")
+    assert alpha.shape == (12, 5) and alpha[["none", "exc", "ag", "cross_att"]].sum(axis=1).round(6).eq(1).all()
+    for name in ("supervision", "sam_modes", "published", "cost", "cmc", "status"):
+        assert not pd.read_csv(folder / f"{name}.csv").empty, name
+
+
+def test_the_files_are_logged_to_the_parent_run(study_store, written_report):
+    client = MlflowClient(study_store.uri)
+    logged = {artefact.path for artefact in client.list_artifacts(study_store.parent_run_id, "report")}
+    assert logged == {f"report/{path.name}" for path in written_report.parent.iterdir()}
+    platform_files = {artefact.path for artefact in client.list_artifacts(study_store.parent_run_id)}
+    assert {"study.yaml", "plan.json", "leaderboard.csv"} <= platform_files  # left alone
+    assert not client.list_artifacts(study_store.old_parent_run_id, "report")
+
+
+def test_a_study_without_launches_says_so_in_every_section(study_store, tmp_path):
+    text = write_report(study_store.uri, "empty", out=tmp_path).read_text()
+    assert "has no launches yet" in text
+    for heading in SECTIONS:
+        assert heading in text
+    assert text.count("No data") >= 8 and "No trials" in text
+    experiment_id = MlflowClient(study_store.uri).get_experiment_by_name("empty").experiment_id
+    assert runs_table_url("http://127.0.0.1:5000", experiment_id) in text  # where its runs will appear
+
+
+def test_a_launch_that_optimised_a_test_metric_is_flagged(study_store, tmp_path):
+    text = write_report(study_store.uri, "idle", out=tmp_path).read_text()
+    assert "> **WARNING: a test metric was optimised.**" in text.split("## Trial status")[0]
+    assert "No trials were logged" in text
+
+
+def test_all_launches_are_reported_together_without_overwriting_a_launchs_report(study_store, tmp_path):
+    text = write_report(study_store.uri, "nas", "all", out=tmp_path).read_text()
+    assert "retrain/old_00000" in text and "launches" in text
+    client = MlflowClient(study_store.uri)
+    assert client.list_artifacts(study_store.parent_run_id, "report-all")
+    with pytest.raises(LaunchNotFound):
+        write_report(study_store.uri, "nas", "L7", out=tmp_path)
+
+
+def test_the_default_folder_is_under_the_repositorys_runs():
+    assert default_report_dir("nas", "L2") == REPO_ROOT / "runs" / "reports" / "nas-L2"
+    assert default_report_dir("nas", "L2").is_absolute()
+
+
+def test_markdown_tables_escape_pipes_and_cut_long_tables():
+    table = markdown_table(pd.DataFrame({"a": ["x|y", None], "b": [1234567.0, 0.123456]}), limit=1)
+    assert "x\\|y" in table and "1,234,567" in table and "1 more rows" in table
