@@ -31,8 +31,10 @@ MARKDOWN_ROWS = 50  # longer tables are cut in report.md (the CSV beside it has 
 CELL_CHARS = 90
 
 
-def default_report_dir(study: str, launch: str) -> Path:
-    """`<repo>/runs/reports/<study>-<launch>`."""
+def default_report_dir(study: str, launch: str, tracking_uri: str | None = None) -> Path:
+    """`reports/<study>-<launch>` beside a SQLite store's file, else under `<repo>/runs`."""
+    if tracking_uri and tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri[len("sqlite:///"):]).resolve().parent / "reports" / f"{study}-{launch}"
     return REPO_ROOT / "runs" / "reports" / f"{study}-{launch}"
 
 
@@ -47,7 +49,7 @@ def write_report(tracking_uri: str, study: str, launch: str = "latest", out: Pat
     experiment_id = study_experiment_id(tracking_uri, study)
     launches = select_launches(load_launches(tracking_uri, study), launch)
     label = launch if launch == "all" or launches.empty else str(launches["launch"].iloc[-1] or launch)
-    out = Path(out) if out is not None else default_report_dir(study, label)
+    out = Path(out) if out is not None else default_report_dir(study, label, tracking_uri)
     out.mkdir(parents=True, exist_ok=True)
     runs = load_trials(tracking_uri, launches)
     metric, mode = _objective(launches)

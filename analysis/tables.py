@@ -35,7 +35,9 @@ def leaderboard(runs: pd.DataFrame, metric: str = "val/mAP", mode: str = "max") 
                           "genotype": runs["genotype"].fillna(_column(runs, "params.genotype"))})
     for name in outer_hyperparameters(runs):
         column = f"param.{name}" if name in LEADERBOARD_COLUMNS + SCORE_METRICS else name
-        table[column] = _numbers_if_possible(_column(runs, f"params.{name}"))
+        searched = runs["space"].map(lambda space, name=name: name in space_names(space)).to_numpy(dtype=bool)
+        # a value the trial's optimiser did not search (a fixed recipe value) is left blank
+        table[column] = _numbers_if_possible(_column(runs, f"params.{name}").where(searched))
     scores = list(SCORE_METRICS) + ([metric] if metric not in SCORE_METRICS else [])
     for name in scores:
         table[name] = _column(runs, f"metrics.{name}").astype(float)

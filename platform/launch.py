@@ -20,6 +20,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # Tune warns on every checkpoint-triggered snapshot of a short trial; the progress lines are what users read.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Ctrl-C is ours (see Interrupt): Tune's own handler would stop without telling us that it did.
+os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself stays first (sys.path[0])
 
 import study_data  # noqa: E402
@@ -218,14 +220,16 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
 
     import ray
 
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))  # stop like Ctrl-C: resumable
+    interrupt = Interrupt()
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None, include_dashboard=False,
              log_to_driver=args.verbose, configure_logging=True, logging_level="WARNING",
              runtime_env={"working_dir": str(ROOT), "excludes": EXCLUDES,
                           "env_vars": {"PYTHONUNBUFFERED": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}})
     try:
         check_resources(study, local=not args.address)
-        return run_phases(study, launch, args)
+        return run_phases(study, launch, args, interrupt)
     finally:
         ray.shutdown()
 
@@ -247,7 +251,24 @@ def check_resources(study: study_spec.Study, local: bool) -> None:
                 print(f"warning: {message} (an autoscaling cluster may add nodes)", file=sys.stderr)
 
 
-def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace) -> int:
+class Interrupt:
+    """Ctrl-C or SIGTERM. During a Tune run: SIGUSR1, Tune's signal to stop gracefully and save its state, so
+    that `--resume` continues the phase; a second signal, or one outside a Tune run, stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.in_tune = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.requested or not self.in_tune:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping: Tune saves the state of the running trials (again to stop at once)", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace,
+               interrupt: Interrupt) -> int:
     from ray import tune
 
     if launch.get("parent_run_id"):
@@ -285,9 +306,11 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 tuner = study_tune.build_tuner(study, phase_with_data, record["genotypes"], context,
                                                launch["storage_path"], name, launch["optuna_storage"], launch["seed"],
                                                None, args.verbose)
+            interrupt.in_tune = True
             results = tuner.fit()
-            if results.num_terminated + results.num_errors < len(results):
-                raise KeyboardInterrupt  # Tune stopped on SIGINT and saved its state
+            interrupt.in_tune = False
+            if interrupt.requested:
+                raise KeyboardInterrupt
             record.update(status="done", rows=study_tune.result_rows(results, phase, context))
             save(launch)
     except KeyboardInterrupt:

@@ -1,0 +1,170 @@
+"""The smoke study end to end on a real local Ray instance, a real two-node Ray cluster, and after an interruption.
+
+Epochs are cut with --set so that each launch takes about a minute on 2 cores; everything else is the
+shipped smoke study: Optuna, ASHA, two search trials in parallel, the genotype hand-over, MLflow runs.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHORT = ["--set", "search.config.epochs=4", "--set", "retrain.config.epochs=6", "--set",
+         "retrain.config.eval_interval=3"]
+pytestmark = pytest.mark.slow
+
+
+def children(tracking_uri: str) -> tuple[list, list]:
+    """(parent runs, child runs) of the smoke experiment."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("msinet.role") == "launch"]
+    return parents, [r for r in runs if r.data.tags.get("msinet.role") == "trial"]
+
+
+def check_store(run_dir: Path, expect_trials: int) -> list:
+    """One parent, one FINISHED child per trial with mAP and a valid genotype; returns the children."""
+    import spaces
+
+    parents, trials = children(f"sqlite:///{run_dir}/mlflow.db")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0].info.run_id
+    assert len(trials) == expect_trials
+    assert len({r.data.tags["msinet.trial"] for r in trials}) == expect_trials  # no duplicate runs
+    for run in trials:
+        assert run.data.tags["mlflow.parentRunId"] == parent
+        assert run.info.status == "FINISHED", (run.info.run_name, run.data.tags.get("error"))
+        spaces.Genotype.parse(run.data.tags["genotype"])
+        assert 0.0 <= run.data.metrics["val/mAP"] <= 1.0
+        if run.data.tags["msinet.kind"] == "retrain":
+            assert 0.0 < run.data.metrics["source/mAP"] <= 1.0
+            assert run.data.params["genotype"] == run.data.tags["genotype"]  # the searched genotype, retrained
+    return trials
+
+
+def overlap(client, runs) -> bool:
+    """Did the runs' reporting windows overlap (trials running at the same time)?"""
+    windows = []
+    for run in runs:
+        stamps = [m.timestamp for m in client.get_metric_history(run.info.run_id, "epoch")]
+        windows.append((min(stamps), max(stamps)))
+    (a0, a1), (b0, b1) = windows[:2]
+    return a0 <= b1 and b0 <= a1
+
+
+def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
+    from mlflow.tracking import MlflowClient
+
+    result = launch("--study", "smoke", "--run-dir", str(run_dir), "--num-cpus", "2", *SHORT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "leaderboard of smoke" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
+    assert "#/experiments/" in result.stdout and "/runs" in result.stdout
+    trials = check_store(run_dir, expect_trials=4)
+    search = [r for r in trials if r.data.tags["msinet.kind"] == "search"]
+    retrain = [r for r in trials if r.data.tags["msinet.kind"] == "retrain"]
+    assert len(search) == 2 and len(retrain) == 2
+    assert {r.data.tags["genotype"] for r in retrain} <= {r.data.tags["genotype"] for r in search}
+    client = MlflowClient(f"sqlite:///{run_dir}/mlflow.db")
+    assert overlap(client, search), "the two search trials did not run in parallel"
+    for run in search:
+        assert {"genotype.json", "alpha_history.npy"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    for run in retrain:
+        names = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"genotype.json", "cmc.png", "checkpoint", "metrics.json"} <= names
+        assert run.data.params["scale"] == "smoke" and "lr" in run.data.tags["msinet.space"]
+    # the Optuna study lives beside the MLflow store, so optuna-dashboard can open it
+    import optuna
+
+    names = {s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{run_dir}/optuna.db")}
+    assert any(name.endswith("-search") for name in names)
+
+    report = subprocess.run([sys.executable, "-m", "analysis", "report", "--study", "smoke", "--tracking-uri",
+                             f"sqlite:///{run_dir}/mlflow.db"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert report.returncode == 0, report.stderr
+    folder = next((run_dir / "reports").iterdir())
+    text = (folder / "report.md").read_text()
+    for section in ("Leaderboard", "Genotype statistics", "Accuracy vs cost", "CMC"):
+        assert section in text
+    parent = children(f"sqlite:///{run_dir}/mlflow.db")[0][0]
+    assert any(a.path == "report" for a in client.list_artifacts(parent.info.run_id))
+
+
+def test_interrupted_study_resumes_without_duplicates(run_dir):
+    command = [sys.executable, "platform/launch.py", "--study", "smoke", "--run-dir", str(run_dir), "--num-cpus",
+               "2", "--set", "search.config.epochs=4", "--set", "retrain.config.epochs=16"]
+    driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        state = None
+        while time.monotonic() < deadline and driver.poll() is None:  # wait for the retrain phase to start
+            files = list((run_dir / "launches" / "smoke").glob("*.json")) if (run_dir / "launches").exists() else []
+            state = json.loads(files[0].read_text()) if files else None
+            if state and state["phases"].get("retrain", {}).get("status") == "running":
+                break
+            time.sleep(1)
+        assert state and driver.poll() is None, "the retrain phase never started"
+        time.sleep(12)  # a few retrain epochs, with checkpoints
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err[-3000:]
+    assert "--resume" in err
+    parents, trials = children(f"sqlite:///{run_dir}/mlflow.db")
+    assert parents[0].info.status == "KILLED"
+
+    resumed = subprocess.run([*command[:6], "--resume", "--num-cpus", "2"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "phase search: done in an earlier run" in resumed.stderr
+    trials = check_store(run_dir, expect_trials=4)
+    for run in trials:
+        if run.data.tags["msinet.kind"] == "retrain":
+            assert run.data.metrics["epoch"] == 16
+    tune_dirs = [p for p in (run_dir / "tune").iterdir() if p.name.endswith("-retrain")]
+    assert len(tune_dirs) == 1 and len([p for p in tune_dirs[0].iterdir() if p.is_dir()]) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    """A head and a second node started with `ray start`, separate processes, one CPU each."""
+    ray = str(Path(sys.executable).parent / "ray")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    common = ["--num-cpus", "1", "--disable-usage-stats"]
+    try:
+        subprocess.run([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
+                       check=True, env=env, capture_output=True, timeout=120)
+        subprocess.run([ray, "start", "--address", address, *common], check=True, env=env, capture_output=True,
+                       timeout=120)
+        yield address, env
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_smoke_study_on_a_two_node_cluster(launch, run_dir, two_node_cluster):
+    address, env = two_node_cluster
+    result = launch("--study", "smoke", "--run-dir", str(run_dir), "--address", address, *SHORT, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = check_store(run_dir, expect_trials=4)
+    nodes = {r.data.tags["env.ray_node"] for r in trials}
+    assert len(nodes) == 2, f"trials ran on {len(nodes)} node(s), expected both"
