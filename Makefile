@@ -15,13 +15,8 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-DATA := runs/data
-
 run: install
-	$(PY) -m trials.data synthesize --layout market1501 --out $(DATA) --ids 40 --seed 0 --domain A
-	$(PY) -m trials.data summary --dataset market1501 --data-dir $(DATA)
-	$(PY) -m trials.evaluate --dataset market1501 --data-dir $(DATA) --height 64
-	$(PY) -m trials.retrain --scale smoke --dataset market1501 --data-dir $(DATA)
+	$(PY) platform/launch.py --study smoke
 
 test: install
 	$(PY) -m ruff check .
