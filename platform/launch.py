@@ -27,10 +27,11 @@ sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself s
 import study_data  # noqa: E402
 import study_spec  # noqa: E402
 import study_tracking  # noqa: E402
-import study_tune  # noqa: E402
 
 from trials.config import ConfigError  # noqa: E402
-from trials.data import DatasetError  # noqa: E402
+
+# study_tune (Ray Tune) and the data loaders (torch) are imported where they are used, so that --list,
+# --dry-run and the checks of bad input answer at once.
 
 RUNS = ROOT / "runs"  # git-ignored; --run-dir moves it
 # Shipped to every worker as the Ray runtime environment's working directory, minus what is not code.
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             print_plan(launch)
             return 0
         return run(launch, args)
-    except (study_spec.StudyError, ConfigError, DatasetError, study_tracking.TrackingError, LaunchError) as error:
+    except (study_spec.StudyError, ConfigError, study_data.DataError, study_tracking.TrackingError,
+            LaunchError) as error:
         return _fail(str(error))
 
 
@@ -162,7 +164,7 @@ def plan(launch: dict[str, Any]) -> dict[str, Any]:
                                                               launch["study"]["phases"]]})
     phases = []
     for phase in study.phases:
-        trials = f"{study_tune.sample_count(phase, [])} trials"
+        trials = f"{study_spec.sample_count(phase, [])} trials"
         if phase.genotypes:
             trials = f"{describe_genotypes(phase.genotypes)}, at least {phase.num_samples} trial(s)"
         phases.append({"phase": phase.name, "kind": phase.kind, "trials": trials, "config": phase.config,
@@ -269,6 +271,7 @@ class Interrupt:
 
 def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace,
                interrupt: Interrupt) -> int:
+    import study_tune
     from ray import tune
 
     if launch.get("parent_run_id"):
@@ -286,8 +289,11 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 continue
             earlier = [row for r in launch["phases"].values() for row in r.get("rows", [])]
             if "genotypes" not in record:
-                genotypes, groups = ([], {}) if phase.genotypes is None else study_tune.select_genotypes(
-                    phase.genotypes, earlier, study.metric, study.mode, launch["seed"])
+                try:
+                    genotypes, groups = ([], {}) if phase.genotypes is None else study_tune.select_genotypes(
+                        phase.genotypes, earlier, study.metric, study.mode, launch["seed"])
+                except RuntimeError as error:
+                    raise LaunchError(f"phase {phase.name!r} cannot start: {error}") from None
                 record.update(genotypes=genotypes, groups=groups)
             context = {"kind": phase.kind, "phase": phase.name, "launch": launch["launch"],
                        "tracking_uri": launch["tracking_uri"], "experiment_id": launch["experiment_id"],

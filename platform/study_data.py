@@ -11,10 +11,12 @@ from pathlib import Path
 
 from study_spec import Study
 
-from trials.data import DatasetError, load_dataset, synthesize
-
 # Source datasets render as domain A, targets as domain B: a cross-domain smoke study sees a real shift.
 SYNTHETIC_IDS = {"market1501": 40, "msmt17": 40, "veri": 24, "vehicleid": 24}
+
+
+class DataError(ValueError):
+    """A dataset the study reads cannot be used; the message names it, the layout expected and the way out."""
 
 
 def datasets(study: Study) -> dict[str, str]:
@@ -32,6 +34,8 @@ def datasets(study: Study) -> dict[str, str]:
 
 def prepare_synthetic(study: Study, data_dir: Path, seed: int = 0) -> dict[str, dict]:
     """Generate (or reuse) a stand-in of every dataset the study reads under `data_dir`."""
+    from trials.data import synthesize  # torch: imported only when data is touched
+
     counts = {}
     for index, (name, role) in enumerate(sorted(datasets(study).items())):
         counts[name] = synthesize(name, data_dir, ids=SYNTHETIC_IDS[name], seed=seed + index,
@@ -41,6 +45,8 @@ def prepare_synthetic(study: Study, data_dir: Path, seed: int = 0) -> dict[str, 
 
 def check_data(study: Study, data_dir: Path, synthetic: bool) -> None:
     """Load every dataset once; a failure becomes one paragraph naming the layout and the way out."""
+    from trials.data import DatasetError, load_dataset
+
     for name in sorted(datasets(study)):
         try:
             load_dataset(name, data_dir)
@@ -48,5 +54,5 @@ def check_data(study: Study, data_dir: Path, synthetic: bool) -> None:
             hint = "" if synthetic else (
                 f" To run study {study.name!r} without the real data, add --synthetic: stand-in images are "
                 f"generated in the same layouts under the run folder.")
-            raise DatasetError(f"data: study {study.name!r} reads {name} from --data-dir {data_dir}, "
+            raise DataError(f"data: study {study.name!r} reads {name} from --data-dir {data_dir}, "
                                f"which cannot be used: {error}.{hint}") from None

@@ -74,6 +74,22 @@ class Study:
         return dataclasses.asdict(self)
 
 
+def trial_values(phase: Phase, genotypes: list[str]) -> dict[str, list]:
+    """The grid: every value listed must run at least once (genotypes of a retrain phase included)."""
+    grid = dict(phase.grid)
+    if genotypes:
+        grid["genotype"] = list(genotypes)
+    return grid
+
+
+def sample_count(phase: Phase, genotypes: list[str]) -> int:
+    """Trials in the phase: num_samples, and never fewer than the grid's combinations."""
+    combinations = math.prod(len(v) for v in trial_values(phase, genotypes).values())
+    if phase.space:
+        return max(phase.num_samples, combinations)
+    return combinations * phase.num_samples
+
+
 def study_path(name: str, study_dir: Path = STUDY_DIR) -> Path:
     """A study name (a file in platform/studies) or a path to a study file."""
     candidate = Path(name)

@@ -1,8 +1,8 @@
-"""The driver's side of MLflow: the store, the launch's parent run, and trial runs the workers could not close.
+"""The driver's side of MLflow: the store and the launch's parent run.
 
 Trials log into their own child runs from the workers (trials/tracking.py). The driver creates the store and
-the experiment before any trial starts (a fresh SQLite store opened by many processes at once races), opens
-one parent run per launch, and marks a child run FAILED or early-stopped when Tune, not the trial, ended it.
+the experiment before any trial starts (a fresh SQLite store opened by many processes at once races) and
+opens one parent run per launch. (Closing the runs of trials that Tune ended is study_tune.TrialRunStatus.)
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ray import tune
 from study_spec import Study
 
-from trials.tracking import MLflowHook, ensure_store
-from trials.tune_entry import trial_run_name
+from trials.tracking import ensure_store
 
 
 class TrackingError(RuntimeError):
@@ -80,42 +78,3 @@ def close_parent(tracking_uri: str, run_id: str, status: str, files: dict[str, s
             (Path(tmp) / name).write_text(text)
             client.log_artifact(run_id, str(Path(tmp) / name))
     client.set_terminated(run_id, status)
-
-
-def trial_error(trial) -> str:
-    """The last line of a failed trial's traceback (the exception itself), or why there is none."""
-    try:
-        error = trial.get_error()
-    except Exception:  # noqa: BLE001 - a missing error file must not hide the failure itself
-        error = None
-    lines = [line for line in str(error or "").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "the trial's worker died without an error message"
-
-
-class TrialRunStatus(tune.Callback):
-    """Closes a trial's MLflow run when Tune ended the trial: an error after the last retry, or early stopping."""
-
-    def __init__(self, context: dict[str, Any]):
-        self.context = context
-
-    def _hook(self, trial) -> MLflowHook:
-        c = self.context
-        return MLflowHook(c["tracking_uri"], c["experiment_id"], c["parent_run_id"],
-                          trial_run_name(c["phase"], trial.trial_id), params=trial.config)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._hook(trial).fail(trial_error(trial))
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        result = trial.last_result or {}
-        epochs = trial.config.get("epochs")
-        if epochs is not None and result.get("epoch", 0) < epochs:  # a scheduler stopped it
-            hook = self._hook(trial)
-            run_id = hook.open()
-            hook.client.set_tag(run_id, "msinet.stopped_early", "true")
-            hook.client.set_tag(run_id, "msinet.stopped_epoch", str(result.get("epoch", 0)))
-            if trial.checkpoint is not None:
-                with trial.checkpoint.as_directory() as directory:
-                    hook.finish(result, Path(directory))
-            else:
-                hook.finish(result)

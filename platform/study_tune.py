@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 import time
 from pathlib import Path
@@ -18,30 +17,14 @@ from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from study_spec import Phase, Study
-from study_tracking import TrialRunStatus, trial_error
+from study_spec import Phase, Study, sample_count, trial_values
 
 from trials.config import make_config
-from trials.tune_entry import run_trial, trial_group
+from trials.tracking import MLflowHook
+from trials.tune_entry import run_trial, trial_group, trial_run_name
 
 RESULT_KEYS = ("val/mAP", "val/rank1", "source/mAP", "source/rank1", "source/rank5", "source/mINP", "target/mAP",
                "target/rank1", "target/rank5", "target/mINP", "params_no_classifier", "macs")
-
-
-def trial_values(phase: Phase, genotypes: list[str]) -> dict[str, list]:
-    """The grid: every value listed must run at least once (genotypes of a retrain phase included)."""
-    grid = dict(phase.grid)
-    if genotypes:
-        grid["genotype"] = list(genotypes)
-    return grid
-
-
-def sample_count(phase: Phase, genotypes: list[str]) -> int:
-    """Trials in the phase: num_samples, and never fewer than the grid's combinations."""
-    combinations = math.prod(len(v) for v in trial_values(phase, genotypes).values())
-    if phase.space:
-        return max(phase.num_samples, combinations)
-    return combinations * phase.num_samples
 
 
 def param_space(phase: Phase, genotypes: list[str], seed: int) -> dict[str, Any]:
@@ -210,6 +193,45 @@ def select_genotypes(spec: dict[str, Any], earlier: list[dict[str, Any]], metric
     for name in spec["published"]:
         groups.setdefault(str(spaces.NAMED_GENOTYPES[name]), "published")
     return list(groups), groups
+
+
+def trial_error(trial) -> str:
+    """The last line of a failed trial's traceback (the exception itself), or why there is none."""
+    try:
+        error = trial.get_error()
+    except Exception:  # noqa: BLE001 - a missing error file must not hide the failure itself
+        error = None
+    lines = [line for line in str(error or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "the trial's worker died without an error message"
+
+
+class TrialRunStatus(tune.Callback):
+    """Closes a trial's MLflow run when Tune ended the trial: an error after the last retry, or early stopping."""
+
+    def __init__(self, context: dict[str, Any]):
+        self.context = context
+
+    def _hook(self, trial) -> MLflowHook:
+        c = self.context
+        return MLflowHook(c["tracking_uri"], c["experiment_id"], c["parent_run_id"],
+                          trial_run_name(c["phase"], trial.trial_id), params=trial.config)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._hook(trial).fail(trial_error(trial))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        epochs = trial.config.get("epochs")
+        if epochs is not None and result.get("epoch", 0) < epochs:  # a scheduler stopped it
+            hook = self._hook(trial)
+            run_id = hook.open()
+            hook.client.set_tag(run_id, "msinet.stopped_early", "true")
+            hook.client.set_tag(run_id, "msinet.stopped_epoch", str(result.get("epoch", 0)))
+            if trial.checkpoint is not None:
+                with trial.checkpoint.as_directory() as directory:
+                    hook.finish(result, Path(directory))
+            else:
+                hook.finish(result)
 
 
 def _format(values: dict[str, Any]) -> str:
