@@ -311,7 +311,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 phase_with_data = study_spec.Phase(**{**phase.__dict__, "config": data})
                 tuner = study_tune.build_tuner(study, phase_with_data, record["genotypes"], context,
                                                launch["storage_path"], name, launch["optuna_storage"], launch["seed"],
-                                               None, args.verbose)
+                                               args.verbose)
             interrupt.in_tune = True
             results = tuner.fit()
             interrupt.in_tune = False
@@ -323,8 +323,9 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
         launch["status"] = "interrupted"
         save(launch)
         study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "KILLED")
+        where = "" if args.run_dir.expanduser().resolve() == RUNS else f" --run-dir {args.run_dir}"
         print(f"\ninterrupted. Continue with: python platform/launch.py --study {study.name} --resume "
-              f"{launch['launch']}", file=sys.stderr)
+              f"{launch['launch']}{where}", file=sys.stderr)
         return 130
     except Exception:
         launch["status"] = "failed"

@@ -61,7 +61,7 @@ def warm_start_points(phase: Phase, genotypes: list[str]) -> list[dict[str, Any]
 
 
 def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[str, Any], storage_path: str,
-                name: str, optuna_storage: str, seed: int, max_concurrent: int | None, verbose: bool) -> tune.Tuner:
+                name: str, optuna_storage: str, seed: int, verbose: bool) -> tune.Tuner:
     search_alg = None
     if phase.space:
         import optuna
@@ -77,7 +77,7 @@ def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[
     tune_config = tune.TuneConfig(metric=study.metric, mode=study.mode, search_alg=search_alg, scheduler=scheduler,
                                   # without a searcher, one pass over the grid (seeds included) is every trial
                                   num_samples=sample_count(phase, genotypes) if phase.space else 1,
-                                  max_concurrent_trials=max_concurrent or phase.max_concurrent)
+                                  max_concurrent_trials=phase.max_concurrent)
     return tune.Tuner(trainable(phase, context), param_space=param_space(phase, genotypes, seed),
                       tune_config=tune_config, run_config=run_config(phase, context, storage_path, name, verbose))
 
