@@ -7,7 +7,8 @@ fluent `mlflow.start_run`, no global state), so the hook works the same in the d
 * first call: find the trial's run (tag `msinet.trial` == run name in the experiment, so a restarted or
   resumed trial keeps logging into the same run) or create it under the parent (`mlflow.parentRunId`); log
   the flattened config as params (once), and the environment (device, torch / ray / mlflow, host) as tags;
-* every call: numeric metrics at `step=epoch` in one `log_batch`, the genotype as the `genotype` tag;
+* every call: numeric metrics at `step=epoch` in one `log_batch` (epochs the run already holds, repeated by a
+  trial resumed from its last checkpoint, are not logged twice), the genotype as the `genotype` tag;
 * the final report (the last epoch, or one that holds `source/mAP`), or `finish()` from the driver when a
   scheduler stopped the trial early: genotype.json, checkpoint/model.pt, the alpha history (search
   trials), cmc.png and metrics.json as artefacts, then the run is marked FINISHED;
@@ -77,6 +78,7 @@ class MLflowHook:
         self.params = dict(params)
         self.tags = dict(tags or {})
         self.run_id: str | None = None
+        self.logged_epoch = 0  # the last epoch the run already holds, when it was found rather than created
         self._client = None
 
     # The hook may be built in the driver and shipped to a Ray worker: the client is never pickled.
@@ -97,7 +99,9 @@ class MLflowHook:
         run_id = self.open()
         step = int(metrics.get("epoch") or 0)
         stamp = int(time.time() * 1000)
-        values = [Metric(key, value, stamp, step) for key, value in numeric_metrics(metrics).items()]
+        # A trial resumed from its last checkpoint repeats the epochs after it; the run already holds them.
+        repeated = 0 < step <= self.logged_epoch
+        values = [] if repeated else [Metric(k, v, stamp, step) for k, v in numeric_metrics(metrics).items()]
         tags = [RunTag("genotype", _clip(str(metrics["genotype"]), MAX_TAG_VALUE))] if "genotype" in metrics else []
         for start in range(0, max(len(values), 1), BATCH_METRICS):
             self.client.log_batch(run_id, metrics=values[start:start + BATCH_METRICS],
@@ -122,6 +126,7 @@ class MLflowHook:
                 tags[PARENT_TAG] = self.parent_run_id
             run = self.client.create_run(self.experiment_id, tags=tags, run_name=self.run_name)
         else:
+            self.logged_epoch = int(run.data.metrics.get("epoch", 0))
             if run.info.status != "RUNNING":  # a resumed trial: the run is live again
                 self.client.update_run(run.info.run_id, status="RUNNING")
             extra = {k: str(v) for k, v in self.tags.items()}

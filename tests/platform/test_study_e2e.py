@@ -130,9 +130,14 @@ def test_interrupted_study_resumes_without_duplicates(run_dir):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "phase search: done in an earlier run" in resumed.stderr
     trials = check_store(run_dir, expect_trials=4)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{run_dir}/mlflow.db")
     for run in trials:
         if run.data.tags["msinet.kind"] == "retrain":
             assert run.data.metrics["epoch"] == 16
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
+            assert sorted(steps) == list(range(1, 17)), steps  # epochs repeated after the resume: logged once
     tune_dirs = [p for p in (run_dir / "tune").iterdir() if p.name.endswith("-retrain")]
     assert len(tune_dirs) == 1 and len([p for p in tune_dirs[0].iterdir() if p.is_dir()]) == 2
 

@@ -65,11 +65,15 @@ def test_a_smoke_retrain_is_one_child_run_with_metrics_tags_and_artefacts(store,
     assert not (tmp_path / "mlruns").exists()  # artefacts beside the SQLite file, not in the cwd
 
     # A resumed trial (a fresh hook, same name) logs into the same run.
+    # It repeats the epochs after its last checkpoint: those are not logged twice.
     again = MLflowHook(uri, experiment_id, parent, "retrain_00000", params)
+    again({"epoch": 2, "val/mAP": 0.9, "genotype": final["genotype"]}, None)
     again({"epoch": 3, "val/mAP": 0.5, "genotype": final["genotype"]}, None)
     children = _children(client, experiment_id, parent)
     assert [r.info.run_id for r in children] == [run.info.run_id]
-    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/mAP")) == [1, 2, 3]
+    history = client.get_metric_history(run.info.run_id, "val/mAP")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    assert [m.value for m in history if m.step == 2] == [pytest.approx(final["val/mAP"])]
 
 
 def test_fail_marks_the_run_failed_with_the_error(store):
