@@ -104,7 +104,8 @@ def run_config(phase: Phase, context: dict[str, Any], storage_path: str, name: s
 
 
 class Progress(tune.Callback):
-    """One line per event on stderr: which trials run, their latest loss and val/mAP, what finished."""
+    """One line per event on stderr: which trials run, their loss and val/mAP at each evaluation, what finished
+    (`--verbose`: every epoch)."""
 
     def __init__(self, phase: str, space: dict[str, Any], verbose: bool):
         self.phase = phase
@@ -122,7 +123,8 @@ class Progress(tune.Callback):
         self._say(f"start {trial.trial_id} ({running} running) {_format(shown)}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        if self.verbose or result.get("epoch") == trial.config.get("epochs"):
+        evaluated = result.get("val/epoch") == result.get("epoch")  # a fresh val/mAP: every eval_interval epochs
+        if self.verbose or evaluated or result.get("epoch") == trial.config.get("epochs"):
             keys = ("loss", "loss/weight", "val/mAP")
             self._say(f"{trial.trial_id} epoch {result.get('epoch')}/{trial.config.get('epochs')} "
                       f"{_format({k: result[k] for k in keys if k in result})}")
