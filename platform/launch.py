@@ -9,6 +9,7 @@ needs to continue after an interruption is kept in runs/launches/<study>/<launch
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -158,10 +159,15 @@ def storage_path(value: str | None, runs: Path) -> str:
     return str(Path(value).expanduser().resolve() if value else runs / "tune")
 
 
+def study_of(launch: dict[str, Any]) -> study_spec.Study:
+    """The resolved study a launch record holds (as saved, so that --resume runs the same plan)."""
+    phases = [study_spec.Phase(**phase) for phase in launch["study"]["phases"]]
+    return study_spec.Study(**{**launch["study"], "phases": phases})
+
+
 def plan(launch: dict[str, Any]) -> dict[str, Any]:
     """What will run, where results go: printed by --dry-run and logged to the parent run."""
-    study = study_spec.Study(**{**launch["study"], "phases": [study_spec.Phase(**p) for p in
-                                                              launch["study"]["phases"]]})
+    study = study_of(launch)
     phases = []
     for phase in study.phases:
         trials = f"{study_spec.sample_count(phase, [])} trials"
@@ -211,8 +217,7 @@ def print_plan(launch: dict[str, Any]) -> None:
 
 
 def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
-    study = study_spec.Study(**{**launch["study"], "phases": [study_spec.Phase(**p) for p in
-                                                              launch["study"]["phases"]]})
+    study = study_of(launch)
     study_tracking.check_reachable(launch["tracking_uri"])
     data_dir = Path(launch["data_dir"])
     if launch["synthetic"]:
@@ -307,8 +312,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 print(f"phase {phase.name}: continuing {path}", file=sys.stderr)
                 tuner = study_tune.restore_tuner(phase, context, path)
             else:
-                data = {**phase.config, "data_dir": launch["data_dir"]}
-                phase_with_data = study_spec.Phase(**{**phase.__dict__, "config": data})
+                phase_with_data = dataclasses.replace(phase, config={**phase.config, "data_dir": launch["data_dir"]})
                 tuner = study_tune.build_tuner(study, phase_with_data, record["genotypes"], context,
                                                launch["storage_path"], name, launch["optuna_storage"], launch["seed"],
                                                args.verbose)
