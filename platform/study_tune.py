@@ -93,7 +93,7 @@ def trainable(phase: Phase, context: dict[str, Any]):
 
 
 def run_config(phase: Phase, context: dict[str, Any], storage_path: str, name: str, verbose: bool) -> tune.RunConfig:
-    callbacks: list[tune.Callback] = [Progress(phase.name, phase.space, verbose)]
+    callbacks: list[tune.Callback] = [Progress(phase.name, phase.kind, phase.space, verbose)]
     if context.get("tracking_uri"):
         callbacks.append(TrialRunStatus(context))
     return tune.RunConfig(
@@ -107,8 +107,9 @@ class Progress(tune.Callback):
     """One line per event on stderr: which trials run, their loss and val/mAP at each evaluation, what finished
     (`--verbose`: every epoch)."""
 
-    def __init__(self, phase: str, space: dict[str, Any], verbose: bool):
+    def __init__(self, phase: str, kind: str, space: dict[str, Any], verbose: bool):
         self.phase = phase
+        self.kind = kind
         self.space = list(space)
         self.verbose = verbose
         self.started = time.monotonic()
@@ -124,14 +125,15 @@ class Progress(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         evaluated = result.get("val/epoch") == result.get("epoch")  # a fresh val/mAP: every eval_interval epochs
-        if self.verbose or evaluated or result.get("epoch") == trial.config.get("epochs"):
+        epochs = planned_epochs(self.kind, trial.config)
+        if self.verbose or evaluated or result.get("epoch") == epochs:
             keys = ("loss", "loss/weight", "val/mAP")
-            self._say(f"{trial.trial_id} epoch {result.get('epoch')}/{trial.config.get('epochs')} "
+            self._say(f"{trial.trial_id} epoch {result.get('epoch')}/{epochs} "
                       f"{_format({k: result[k] for k in keys if k in result})}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
-        early = result.get("epoch", 0) < trial.config.get("epochs", 0)
+        early = stopped_early(self.kind, trial.config, result)
         shown = {k: result[k] for k in ("val/mAP", "source/mAP", "target/mAP") if k in result}
         self._say(f"{'stopped early' if early else 'finished'} {trial.trial_id} at epoch {result.get('epoch')} "
                   f"{_format(shown)} {result.get('genotype', '')}")
@@ -149,9 +151,8 @@ def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any])
     for result in results:
         metrics = result.metrics or {}
         config = result.config or {}
-        epochs = config.get("epochs")
         status = "failed" if result.error else (
-            "stopped early" if epochs and metrics.get("epoch", 0) < epochs else "finished")
+            "stopped early" if stopped_early(phase.kind, config, metrics) else "finished")
         row = {"phase": phase.name, "trial": metrics.get("trial_id") or Path(result.path).name, "status": status,
                "group": trial_group(make_config(phase.kind, config).to_dict(), context),
                "genotype": metrics.get("genotype") or str(config.get("genotype", "")),
@@ -223,8 +224,7 @@ class TrialRunStatus(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
-        epochs = trial.config.get("epochs")
-        if epochs is not None and result.get("epoch", 0) < epochs:  # a scheduler stopped it
+        if stopped_early(self.context["kind"], trial.config, result):
             hook = self._hook(trial)
             run_id = hook.open()
             hook.client.set_tag(run_id, "msinet.stopped_early", "true")
@@ -234,6 +234,16 @@ class TrialRunStatus(tune.Callback):
                     hook.finish(result, Path(directory))
             else:
                 hook.finish(result)
+
+
+def planned_epochs(kind: str, config: dict[str, Any]) -> int:
+    """The epochs a trial was to run: its config with the scale preset and recipe filled in."""
+    return make_config(kind, config).epochs
+
+
+def stopped_early(kind: str, config: dict[str, Any], result: dict[str, Any]) -> bool:
+    """Ended before its last epoch without an error: a scheduler stopped it."""
+    return result.get("epoch", 0) < planned_epochs(kind, config)
 
 
 def _format(values: dict[str, Any]) -> str:
