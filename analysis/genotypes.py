@@ -31,7 +31,7 @@ def genotype_slots(text: Any) -> list[str] | None:
 
 
 def slot_label(slot: int) -> str:
-    """`cell 2 step 1` for slot 4: the name a reader of DESIGN.md section 3 looks for."""
+    """`cell 2 step 1` for slot 4: the name a reader of docs/method.md looks for."""
     return f"cell {slot // 2} step {slot % 2 + 1}"
 
 

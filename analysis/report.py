@@ -112,7 +112,7 @@ def _header(tracking_uri: str, study: str, experiment_id: str, label: str, launc
     if test_optimised:
         lines += [f"> **WARNING: a test metric was optimised.** This launch chose trials by `{metric}`, a test-split "
                   "score: its test numbers are optimistic and not comparable with honestly selected ones "
-                  "(DESIGN.md section 5).", ""]
+                  "(docs/method.md, Honest selection).", ""]
     if launches.empty:
         lines += [f"**The study {study!r} has no launches yet** (no parent run tagged `msinet.role=launch` in its "
                   "experiment): nothing to report.", ""]

@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import itertools
 import json
 import math
-import os
-import statistics
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +30,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gpu_timing import DeviceBatches, environment, fmt, free, peak_mib, pk_labels, rates, timed  # noqa: E402, I001
+
 import spaces  # noqa: E402
 from trials.config import TrialConfig, make_config  # noqa: E402
 from trials.data import Sample, synthesize  # noqa: E402
-from trials.device import autocast, configure_backends, resolve_device  # noqa: E402
-from trials.loaders import cycle, train_loader  # noqa: E402
+from trials.data.loaders import cycle, train_loader  # noqa: E402
+from trials.data.splits import load_splits  # noqa: E402
 from trials.retrain import retrain_losses, run_retrain, train_epoch  # noqa: E402
+from trials.runtime.device import autocast, configure_backends, resolve_device  # noqa: E402
+from trials.runtime.session import LocalSession  # noqa: E402
 from trials.search import run_search, search_epoch  # noqa: E402
-from trials.session import LocalSession  # noqa: E402
-from trials.splits import load_splits  # noqa: E402
 
 # name -> (amp, channels_last, sam_mode); the third is the trial default on CUDA.
 RETRAIN_VARIANTS = {
@@ -80,64 +79,7 @@ def parse_args() -> argparse.Namespace:
 # ------------------------------------------------------------------------------------------------ timing
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def free(device: torch.device) -> None:
-    """Drop the last section's tensors so each peak-memory figure is its own."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_mib(device: torch.device) -> float | None:
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-
-
-def timed(run: Callable[[int], Any], args: argparse.Namespace, device: torch.device) -> list[float]:
-    """`run(n)` does n iterations; warm up once, then the seconds of each timed repeat."""
-    run(args.warmup)
-    sync(device)
-    seconds = []
-    for _ in range(args.repeats):
-        sync(device)
-        start = time.perf_counter()
-        run(args.iters)
-        sync(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
-
-def rates(seconds: list[float], args: argparse.Namespace, batch: int) -> dict[str, Any]:
-    median = statistics.median(seconds)
-    return {"images_per_s": args.iters * batch / median, "ms_per_iter": 1000 * median / args.iters,
-            "repeat_seconds": seconds, "iters": args.iters, "warmup": args.warmup, "batch": batch}
-
-
 # ------------------------------------------------------------------------------------------------ inputs
-
-
-def pk_labels(ids_per_batch: int, instances: int, classes: int, seed: int) -> torch.Tensor:
-    """P distinct ids x K: the label layout the batch-hard triplet and SAM losses see in training."""
-    ids = torch.randperm(classes, generator=torch.Generator().manual_seed(seed))[:ids_per_batch]
-    return ids.repeat_interleave(instances)
-
-
-class DeviceBatches:
-    """The same on-device batch n times; has `.sampler.set_epoch` so `search_epoch` takes it as a loader."""
-
-    def __init__(self, inputs: torch.Tensor, pids: torch.Tensor, n: int):
-        self.inputs, self.pids, self.n = inputs, pids, n
-        self.sampler = self
-
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return iter([(self.inputs, self.pids)] * self.n)
 
 
 def widen(samples: list[Sample], copies: int) -> list[Sample]:
@@ -381,27 +323,6 @@ def search_trial(args: argparse.Namespace, root: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ report
-
-
-def fmt(value: float | None, digits: int = 0) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    import torchvision
-
-    env = {"torch": torch.__version__, "torchvision": torchvision.__version__, "device": str(device),
-           "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-           "threads": torch.get_num_threads(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
-           "float32_matmul_precision": torch.get_float32_matmul_precision(),
-           "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32}
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env.update(name=props.name, capability=f"{props.major}.{props.minor}", memory_gib=props.total_memory / 2**30,
-                   cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
-    else:
-        env["name"] = "cpu"
-    return env
 
 
 def table(results: dict[str, Any]) -> list[str]:

@@ -19,9 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import spaces  # noqa: E402
 from trials.config import make_config  # noqa: E402
 from trials.data import synthesize  # noqa: E402
+from trials.data.splits import load_splits  # noqa: E402
+from trials.evaluation.scoring import score_tests  # noqa: E402
 from trials.retrain import run_retrain  # noqa: E402
-from trials.session import LocalSession  # noqa: E402
-from trials.splits import load_splits, score_tests  # noqa: E402
+from trials.runtime.session import LocalSession  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Study files: load one YAML file, apply the scale and `--set` overrides, validate, resolve to a `Study`.
 
-A study file is declarative (DESIGN.md section 6): phases, each with a trial kind, fixed trial config,
+A study file is declarative (docs/studies.md): phases, each with a trial kind, fixed trial config,
 an Optuna search space, a grid of values every one of which must run, genotypes taken from an earlier
 phase, resources, early stopping. Every error names the file (or `--set`) and the field, so a typo never
 turns into a silently different study.

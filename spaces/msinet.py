@@ -1,7 +1,7 @@
 """MSINet, the multi-scale interaction network derived from a genotype (Gu et al., CVPR 2023).
 
 Module and parameter names follow the authors' released checkpoint layout (see
-``shared/reference/msinet_msmt_state_dict.json``), so their ImageNet-pretrained file loads key by key with
+``tests/spaces/reference/msinet_msmt_state_dict.json``), so their ImageNet-pretrained file loads key by key with
 :func:`load_weights`. The builder, weight loading and our own checkpoint format sit beside the network.
 """
 

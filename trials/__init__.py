@@ -1,0 +1,9 @@
+"""What a Ray worker runs: the search and retrain trials, and everything they are made of.
+
+The trials are plain functions of a config dict (`search.run_search`, `retrain.run_retrain`) with a command
+line each (`python -m trials.search`, `python -m trials.retrain`); `evaluate` scores saved weights
+(`python -m trials.evaluate`). `tune_entry.run_trial` is Ray Tune's entry point and `tracking` the MLflow
+hook it attaches. `config` holds the one validated config, `losses` the ReID losses. The subpackages group
+the rest by job: `data` (datasets, synthetic data, sampling, transforms, loaders, splits), `evaluation`
+(metrics, re-ranking, features, scoring) and `runtime` (session, checkpoints, RNG, device, checks).
+"""

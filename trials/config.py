@@ -1,7 +1,7 @@
 """The config of a search or retrain trial: one flat dataclass, validated once, at the boundary.
 
 Ray Tune hands trials a plain dict; CLIs and study files produce dicts too. `make_config` turns such a
-dict into a `TrialConfig`, filling defaults from the MSINet recipe (DESIGN.md sections 4 and 5) and the
+dict into a `TrialConfig`, filling defaults from the MSINet recipe (docs/method.md) and the
 `scale` preset, and rejects unknown keys and bad values with an error that names the field.
 """
 
@@ -97,7 +97,7 @@ class TrialConfig:
         return dataclasses.asdict(self)
 
 
-# What differs from the retrain recipe when searching (DESIGN.md section 4).
+# What differs from the retrain recipe when searching (docs/method.md, Search with TCM).
 SEARCH_DEFAULTS: dict[str, Any] = {"lr": 0.025, "milestones": [150, 225, 300], "genotype": "supernet"}
 
 # Small enough for a retrain in well under a minute on 2 CPU cores, on synthetic data. Training from

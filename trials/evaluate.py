@@ -18,9 +18,10 @@ import torch
 import spaces
 from trials.config import ConfigError, make_config
 from trials.data import DatasetError
-from trials.device import loader_workers, resolve_device
-from trials.rng import seed_everything
-from trials.splits import load_splits, score_tests
+from trials.data.splits import load_splits
+from trials.evaluation.scoring import score_tests
+from trials.runtime.device import loader_workers, resolve_device
+from trials.runtime.rng import seed_everything
 
 
 def build_parser() -> argparse.ArgumentParser:

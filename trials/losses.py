@@ -1,4 +1,4 @@
-"""ReID losses of the MSINet recipe (DESIGN.md section 5): label-smoothed CE + batch-hard triplet per head."""
+"""ReID losses of the MSINet recipe (docs/method.md): label-smoothed CE + batch-hard triplet per head."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The retrain trial: MSINet from a genotype, trained with the ReID recipe of DESIGN.md section 5.
+"""The retrain trial: MSINet from a genotype, trained with the ReID recipe of docs/method.md.
 
 `run_retrain(config)` is a plain function of a config dict: it reports `val/...` every `eval_interval`
 epochs, checkpoints every epoch, resumes from the session's checkpoint, and ends with the test splits
@@ -16,17 +16,18 @@ from typing import Any
 import torch
 
 import spaces
-from trials.checkpoint import read_state, write_state
 from trials.config import TrialConfig
-from trials.device import autocast
-from trials.divergence import check_finite
-from trials.loaders import train_loader
+from trials.data.loaders import train_loader
+from trials.data.splits import load_splits
+from trials.evaluation.scoring import refresh_validation, score_tests
 from trials.losses import reid_head_loss
-from trials.rng import rng_state, set_rng_state
-from trials.schedules import warmup_multistep
-from trials.session import TuneSession
-from trials.splits import load_splits, refresh_validation, score_tests
-from trials.startup import start_trial
+from trials.runtime.checkpoint import read_state, write_state
+from trials.runtime.device import autocast
+from trials.runtime.divergence import check_finite
+from trials.runtime.rng import rng_state, set_rng_state
+from trials.runtime.schedules import warmup_multistep
+from trials.runtime.session import TuneSession
+from trials.runtime.startup import start_trial
 
 
 def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, Any]:
@@ -141,6 +142,6 @@ def trainable(config: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    from trials.cli import main
+    from trials.runtime.cli import main
 
     main("retrain", run_retrain)

@@ -1,4 +1,4 @@
-"""The search trial: TCM architecture search over the MSI space (DESIGN.md section 4).
+"""The search trial: TCM architecture search over the MSI space (docs/method.md).
 
 Per iteration, one first-order architecture step on a valid-side batch (skipped on the very first
 iteration), then one weight step on a train-side batch. Every epoch reports the losses, the current
@@ -20,17 +20,18 @@ import torch
 
 import spaces
 from spaces.genotype import OPERATIONS
-from trials.checkpoint import read_state, write_state
 from trials.config import TrialConfig
 from trials.data import Sample
-from trials.device import autocast
-from trials.divergence import check_finite
-from trials.loaders import cycle, train_loader
-from trials.rng import rng_state, set_rng_state
-from trials.schedules import warmup_multistep
-from trials.session import TuneSession
-from trials.splits import load_splits, refresh_validation
-from trials.startup import start_trial
+from trials.data.loaders import cycle, train_loader
+from trials.data.splits import load_splits
+from trials.evaluation.scoring import refresh_validation
+from trials.runtime.checkpoint import read_state, write_state
+from trials.runtime.device import autocast
+from trials.runtime.divergence import check_finite
+from trials.runtime.rng import rng_state, set_rng_state
+from trials.runtime.schedules import warmup_multistep
+from trials.runtime.session import TuneSession
+from trials.runtime.startup import start_trial
 
 
 def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, Any]:
@@ -177,6 +178,6 @@ def trainable(config: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    from trials.cli import main
+    from trials.runtime.cli import main
 
     main("search", run_search)

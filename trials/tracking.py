@@ -1,4 +1,4 @@
-"""Optional MLflow logging of one trial (DESIGN.md section 7), as a session hook.
+"""Optional MLflow logging of one trial (docs/studies.md, What is recorded), as a session hook.
 
 The driver calls `ensure_store(uri, study)` once, creates the launch's parent run, and gives each trial an
 `MLflowHook`; the trial's session calls the hook on every report. Only the `MlflowClient` API is used (no

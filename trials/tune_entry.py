@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from trials.config import make_config
-from trials.session import TuneSession
+from trials.runtime.session import TuneSession
 from trials.tracking import MLflowHook
 
 

@@ -1,4 +1,4 @@
-"""platform/ is not a package (DESIGN.md section 2): its modules are imported from its folder, as launch.py does."""
+"""platform/ is not a package (docs/architecture.md): its modules are imported from its folder, as launch.py does."""
 
 import os
 import subprocess

@@ -7,9 +7,10 @@ import torch
 
 import spaces
 from trials.config import make_config
+from trials.data.splits import load_splits
+from trials.evaluation.scoring import score_tests
 from trials.retrain import run_retrain
-from trials.session import LocalSession
-from trials.splits import load_splits, score_tests
+from trials.runtime.session import LocalSession
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +83,7 @@ def test_random_genotype_is_drawn_from_the_seed(synthetic_root, tmp_path):
 
 
 def test_non_finite_loss_stops_with_a_clear_error(synthetic_root, tmp_path):
-    from trials.divergence import NonFiniteLossError
+    from trials.runtime.divergence import NonFiniteLossError
 
     config = _config(synthetic_root, tmp_path / "nan", epochs=1, lr=1e30, warmup_epochs=0)
     with pytest.raises(NonFiniteLossError, match=r"loss '.+' is (nan|inf|-inf) at epoch 1, iteration \d+"):

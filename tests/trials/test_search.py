@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import spaces
+from trials.runtime.session import LocalSession
 from trials.search import run_search
-from trials.session import LocalSession
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from trials.retrain import run_retrain
-from trials.session import LocalSession
+from trials.runtime.session import LocalSession
 from trials.tracking import MLflowHook, ensure_store, flatten_params
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

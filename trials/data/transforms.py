@@ -1,4 +1,4 @@
-"""Image transforms of the MSINet recipe (DESIGN.md section 5).
+"""Image transforms of the MSINet recipe (docs/method.md, Retraining).
 
 Train: resize, horizontal flip, pad 10 + random crop, then colour jitter (0.4, 0.4, 0.3, 0) when training
 for cross-domain transfer, tensor + ImageNet normalisation, then random erasing (p 0.5) in-domain.

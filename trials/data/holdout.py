@@ -1,7 +1,7 @@
 """The validation split: held-out *training* identities, so nothing is ever chosen on the test set.
 
 Trials report `val/...` metrics from this split every epoch; Optuna and early stopping optimise those.
-The test splits are evaluated once, at the end, and only compared (DESIGN.md section 5).
+The test splits are evaluated once, at the end, and only compared (docs/method.md, Honest selection).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from trials.data import Sample
+from trials.data.datasets import Sample
 
 
 class Holdout(NamedTuple):

@@ -76,7 +76,7 @@ def parse_config(kind: str, argv: list[str] | None = None):
 
 
 def main(kind: str, run: Callable[..., dict[str, Any]], argv: list[str] | None = None) -> None:
-    from trials.session import LocalSession
+    from trials.runtime.session import LocalSession
 
     try:
         cfg = parse_config(kind, argv)

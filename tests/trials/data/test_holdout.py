@@ -1,7 +1,7 @@
 """The validation hold-out: disjoint ids, relabelled training ids, every query with a cross-camera match."""
 
 from trials.data import Sample
-from trials.holdout import holdout_split
+from trials.data.holdout import holdout_split
 
 
 def _samples(ids=20, cams=3, per_cam=2):

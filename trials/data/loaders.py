@@ -12,7 +12,10 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from trials.data import ImageDataset, PKSampler, Sample, build_transforms
+from trials.data.datasets import Sample
+from trials.data.images import ImageDataset
+from trials.data.sampler import PKSampler
+from trials.data.transforms import build_transforms
 
 
 class SeededItems(Sampler):

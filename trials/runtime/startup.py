@@ -7,9 +7,9 @@ from typing import Any
 import torch
 
 from trials.config import TrialConfig, make_config
-from trials.device import configure_backends, loader_workers, resolve_device
-from trials.rng import seed_everything
-from trials.session import LocalSession
+from trials.runtime.device import configure_backends, loader_workers, resolve_device
+from trials.runtime.rng import seed_everything
+from trials.runtime.session import LocalSession
 
 
 def start_trial(kind: str, config: dict[str, Any] | TrialConfig, session=None):

@@ -1,0 +1,88 @@
+"""Scoring a network on a trial's splits: features -> distances -> CMC / mAP / mINP, as flat metric dicts.
+
+Keys are `PREFIX/mAP`, `PREFIX/rank1`, `PREFIX/rank5`, `PREFIX/rank10`, `PREFIX/mINP`,
+`PREFIX/num_valid_queries` and the CMC curve as `PREFIX/cmc` (a list), the form of `metrics.metric_summary`,
+with PREFIX one of `val`, `source`, `target`: the names every phase and every study share, so runs line up
+in MLflow and in reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from trials.config import TrialConfig
+from trials.data import ReIDDataset, Sample
+from trials.data.loaders import test_loader
+from trials.data.splits import Splits
+from trials.evaluation.features import evaluate, extract_features
+from trials.evaluation.metrics import metric_summary, vehicleid_metrics
+
+
+def score_split(
+    model: nn.Module,
+    query: Sequence[Sample],
+    gallery: Sequence[Sample],
+    image_size: tuple[int, int],
+    device: torch.device,
+    prefix: str,
+    batch_size: int = 128,
+    workers: int = 0,
+    rerank: bool = False,
+) -> dict[str, Any]:
+    """Market-1501 protocol; splits without camera labels are scored without same-camera removal."""
+    loaders = [test_loader(samples, image_size, batch_size, workers, pin_memory=device.type == "cuda")
+               for samples in (query, gallery)]
+    cameras = len({s.camid for s in (*query, *gallery)}) > 1
+    return _prefixed(evaluate(model, *loaders, device, rerank=rerank, remove_same_camera=cameras), prefix)
+
+
+def score_vehicleid(
+    model: nn.Module,
+    test: Sequence[Sample],
+    image_size: tuple[int, int],
+    device: torch.device,
+    prefix: str,
+    seed: int = 0,
+    batch_size: int = 128,
+    workers: int = 0,
+) -> dict[str, Any]:
+    """VehicleID protocol: one random gallery image per id, the rest queries, averaged over 10 draws."""
+    loader = test_loader(list(test), image_size, batch_size, workers, pin_memory=device.type == "cuda")
+    features, pids, _ = extract_features(model, loader, device)
+    return _prefixed(metric_summary(vehicleid_metrics(features, pids, num_draws=10, seed=seed)), prefix)
+
+
+def refresh_validation(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torch.device, workers: int,
+                       epoch: int, last: dict[str, Any]) -> dict[str, Any]:
+    """`val/...` after the first epoch, every `eval_interval` epochs and at the last one; otherwise the last
+    values, unchanged. The first evaluation means every report carries the metric schedulers act on."""
+    if not splits.val_query or (last and epoch % cfg.eval_interval and epoch != cfg.epochs):
+        return last
+    metrics = score_split(model, splits.val_query, splits.val_gallery, cfg.image_size, device, "val",
+                          workers=workers)
+    return {**metrics, "val/epoch": epoch}
+
+
+def score_tests(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torch.device,
+                workers: int) -> dict[str, Any]:
+    """`source/...` and, cross-domain, `target/...`: evaluated once at the end, never selected on."""
+    metrics = _score_dataset(model, splits.source, "source", cfg, device, workers)
+    if splits.target is not None:
+        metrics.update(_score_dataset(model, splits.target, "target", cfg, device, workers))
+    return metrics
+
+
+def _score_dataset(model, dataset: ReIDDataset, prefix: str, cfg: TrialConfig, device, workers):
+    if dataset.name == "vehicleid":
+        return score_vehicleid(model, dataset.test, cfg.image_size, device, prefix, seed=cfg.seed,
+                               workers=workers)
+    return score_split(model, dataset.query, dataset.gallery, cfg.image_size, device, prefix,
+                       workers=workers, rerank=cfg.rerank)
+
+
+def _prefixed(summary: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {f"{prefix}/{key}": value for key, value in summary.items()}
