@@ -8,7 +8,7 @@ from pathlib import Path
 from trials.data import synthesize
 from trials.data.__main__ import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -46,4 +46,4 @@ def test_synthesize_prints_what_it_wrote_and_summary_table_agrees(tmp_path: Path
     table = capsys.readouterr().out
     assert table.splitlines()[2].split() == wrote.splitlines()[2].split()  # the train row
     assert main(["summary", "--dataset", "vehicleid", "--data-dir", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines()[3:] == wrote.splitlines()[3:5]  # query, gallery of list 800
+    assert capsys.readouterr().out.splitlines()[3:] == wrote.splitlines()[3:5]  # query, gallery of list 2400
