@@ -35,7 +35,7 @@ from gpu_timing import DeviceBatches, environment, fmt, free, peak_mib, pk_label
 import spaces  # noqa: E402
 from trials.config import TrialConfig, make_config  # noqa: E402
 from trials.data import Sample, synthesize  # noqa: E402
-from trials.data.loaders import cycle, train_loader  # noqa: E402
+from trials.data.loaders import BatchStream, train_loader  # noqa: E402
 from trials.data.splits import load_splits  # noqa: E402
 from trials.retrain import retrain_losses, run_retrain, train_epoch  # noqa: E402
 from trials.runtime.device import autocast, configure_backends, resolve_device  # noqa: E402
@@ -158,7 +158,7 @@ def through_loader(args: argparse.Namespace, device: torch.device, root: str) ->
 
     for workers in args.workers:
         free(device)
-        batches = cycle(loader(workers), 0)
+        batches = BatchStream(loader(workers))
 
         def run(n: int, batches=batches) -> None:
             for inputs, _pids, *_ in itertools.islice(batches, n):
@@ -169,12 +169,11 @@ def through_loader(args: argparse.Namespace, device: torch.device, root: str) ->
         result = rates(timed(run, args, device), args, batch)
         out["loader_only"][str(workers)] = {**result, "workers": workers}
         print(f"  {result['images_per_s']:.0f} images/s")
-        batches.close()
         del batches
 
     free(device)
     model, optimizer = build_retrain(cfg, classes, device)
-    batches = cycle(loader(args.workers[0]), 1)
+    batches = BatchStream(loader(args.workers[0]))
 
     def step(n: int) -> None:
         train_epoch(model, itertools.islice(batches, n), optimizer, cfg, device, 0)
@@ -215,8 +214,8 @@ def search_on_device(args: argparse.Namespace, device: torch.device) -> dict[str
 
         def run(n: int, model=model, architect=architect, memories=memories, optimizer=optimizer, cfg=cfg,
                 data=data, losses=losses) -> None:
-            loaders = [DeviceBatches(*data[0], n), DeviceBatches(*data[1], max(n, 1))]
-            losses.update(search_epoch(model, loaders, architect, memories[0], optimizer, cfg, device, epoch=1))
+            train, valid = DeviceBatches(*data[0], n), iter(DeviceBatches(*data[1], max(n, 1)))
+            losses.update(search_epoch(model, train, valid, architect, memories[0], optimizer, cfg, device, epoch=1))
 
         print(f"search {name}: {describe(cfg)}, memories {sides['train']}/{sides['valid']} ids, "
               "random inputs on the device; one iteration = architecture step + weight step (2 batches)")

@@ -173,6 +173,11 @@ def plan(launch: dict[str, Any]) -> dict[str, Any]:
         trials = f"{study_spec.sample_count(phase, [])} trials"
         if phase.genotypes:
             trials = f"{describe_genotypes(phase.genotypes)}, at least {phase.num_samples} trial(s)"
+        if phase.configs:
+            spec = phase.configs
+            trials = (f"FINAL: the best {spec['top_k']} configuration(s) of phase {spec['from']} by {study.metric}"
+                      f"{' per ' + spec['group_by'] if spec['group_by'] else ''}, retrained on every training id "
+                      "(no hold-out) and tested once: the paper-comparable numbers")
         phases.append({"phase": phase.name, "kind": phase.kind, "trials": trials, "config": phase.config,
                        "space": phase.space, "grid": phase.grid, "resources": phase.resources,
                        "max_concurrent": phase.max_concurrent, "early_stopping": phase.early_stopping,
@@ -300,10 +305,15 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 except RuntimeError as error:
                     raise LaunchError(f"phase {phase.name!r} cannot start: {error}") from None
                 record.update(genotypes=genotypes, groups=groups)
+            if phase.configs and "configs" not in record:
+                try:
+                    record["configs"] = study_tune.select_configs(phase.configs, earlier, study.metric, study.mode)
+                except RuntimeError as error:
+                    raise LaunchError(f"phase {phase.name!r} cannot start: {error}") from None
             context = {"kind": phase.kind, "phase": phase.name, "launch": launch["launch"],
                        "tracking_uri": launch["tracking_uri"], "experiment_id": launch["experiment_id"],
                        "parent_run_id": launch["parent_run_id"], "space": list(phase.space),
-                       "groups": record["groups"]}
+                       "groups": record["groups"], "final": bool(phase.configs)}
             name = f"{study.name}-{launch['launch']}-{phase.name}"
             path = f"{launch['storage_path'].rstrip('/')}/{name}"
             record.update(status="running", experiment=path)
@@ -315,7 +325,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 phase_with_data = dataclasses.replace(phase, config={**phase.config, "data_dir": launch["data_dir"]})
                 tuner = study_tune.build_tuner(study, phase_with_data, record["genotypes"], context,
                                                launch["storage_path"], name, launch["optuna_storage"], launch["seed"],
-                                               args.verbose)
+                                               args.verbose, record.get("configs"))
             interrupt.in_tune = True
             results = tuner.fit()
             interrupt.in_tune = False
@@ -353,7 +363,7 @@ def leaderboard(rows: list[dict[str, Any]], study: study_spec.Study):
     """Phases in order, trials sorted by the study's metric within each."""
     import pandas as pd
 
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop(columns=["config"], errors="ignore")
     if table.empty:
         return table
     order = {phase.name: i for i, phase in enumerate(study.phases)}

@@ -8,33 +8,38 @@ turns into a silently different study.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from study_fields import (
+    TRIAL_KEYS,
+    StudyError,
+    as_choices,
+    as_distribution,
+    as_int,
+    as_mapping,
+    as_resources,
+    as_string,
+    check_keys,
+    did_you_mean,
+    parse_configs,
+    parse_early_stopping,
+    parse_genotypes,
+)
 
-from trials.config import KINDS, SCALES, ConfigError, TrialConfig, make_config
+from trials.config import KINDS, SCALES, ConfigError, make_config
 
 STUDY_DIR = Path(__file__).resolve().parent / "studies"
-DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
-TRIAL_KEYS = tuple(f.name for f in dataclasses.fields(TrialConfig))
 STUDY_KEYS = ("description", "metric", "mode", "optimise_test_metric", "default_scale", "synthetic", "phases",
               "scales")
 PHASE_KEYS = ("kind", "description", "num_samples", "max_concurrent", "resources", "config", "space", "grid",
-              "genotypes", "early_stopping", "max_failures", "keep_checkpoints")
-GENOTYPE_KEYS = ("from", "top_k", "group_by", "random", "published")
-EARLY_STOPPING_KEYS = ("grace_period", "reduction_factor")
+              "genotypes", "configs", "early_stopping", "max_failures", "keep_checkpoints")
 # Settable on the command line but decided by the platform, never by a study file.
 RUNTIME_TRIAL_KEYS = ("data_dir", "out", "kind", "scale")
-
-
-class StudyError(ValueError):
-    """A study that cannot run; the message names the file or `--set` and the field."""
 
 
 @dataclass
@@ -49,6 +54,7 @@ class Phase:
     space: dict[str, dict[str, list]] = field(default_factory=dict)
     grid: dict[str, list] = field(default_factory=dict)
     genotypes: dict[str, Any] | None = None
+    configs: dict[str, Any] | None = None  # a final phase: the best configs of an earlier phase, no hold-out
     early_stopping: dict[str, float] | None = None
     max_failures: int = 2
     keep_checkpoints: int = 2
@@ -124,7 +130,7 @@ def load_study(name: str, scale: str | None = None, overrides: dict[str, Any] | 
     path = study_path(name, study_dir)
     document = _read(path)
     where = str(path)
-    _check_keys(document, STUDY_KEYS, where, "")
+    check_keys(document, STUDY_KEYS, where, "")
     scale = scale or document.get("default_scale", "full")
     if scale not in SCALES:
         raise StudyError(f"{where}: default_scale: expected one of {', '.join(SCALES)}, got {scale!r}")
@@ -197,14 +203,14 @@ def _apply(document: dict[str, Any], key: str, value: Any, where: str) -> None:
         f"{where}: unknown key {key!r}. Expected a study field ({fields}), "
         f"a trial config key applied to every phase (e.g. lr, epochs, seed), or PHASE.FIELD with PHASE one of "
         f"{', '.join(phases) or 'the study phases'} (e.g. {next(iter(phases), 'search')}.num_samples=4)."
-        + _hint(key.split(".")[-1], TRIAL_KEYS + PHASE_KEYS + STUDY_KEYS))
+        + did_you_mean(key.split(".")[-1], TRIAL_KEYS + PHASE_KEYS + STUDY_KEYS))
 
 
 def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study:
     description = document.get("description")
     if not isinstance(description, str) or not description.strip():
         raise StudyError(f"{where}: description: expected a one-line text saying what the study runs")
-    metric = _string(document.get("metric", "val/mAP"), where, "metric")
+    metric = as_string(document.get("metric", "val/mAP"), where, "metric")
     mode = document.get("mode", "max")
     if mode not in ("max", "min"):
         raise StudyError(f"{where}: mode: expected 'max' or 'min', got {mode!r}")
@@ -223,49 +229,60 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
         raise StudyError(f"{where}: phases: expected a mapping of phase name -> phase, e.g. search: {{kind: search}}")
     phases: list[Phase] = []
     for phase_name, raw in raw_phases.items():
-        phases.append(_phase(str(phase_name), raw, f"{where}: phases.{phase_name}", scale, [p.name for p in phases]))
+        phases.append(_phase(str(phase_name), raw, f"{where}: phases.{phase_name}", scale,
+                             {p.name: p.kind for p in phases}))
     return Study(name=name, path=where, description=description.strip(), metric=metric, mode=mode,
                  optimise_test_metric=optimise_test, scale=scale, synthetic=synthetic, phases=phases)
 
 
-def _phase(name: str, raw: Any, where: str, scale: str, earlier: list[str]) -> Phase:
+def _phase(name: str, raw: Any, where: str, scale: str, earlier: dict[str, str]) -> Phase:
     if not isinstance(raw, dict):
         raise StudyError(f"{where}: expected a mapping with keys {', '.join(PHASE_KEYS)}")
-    _check_keys(raw, PHASE_KEYS, where, "")
+    check_keys(raw, PHASE_KEYS, where, "")
     kind = raw.get("kind")
     if kind not in KINDS:
         raise StudyError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     phase = Phase(name=name, kind=kind, description=str(raw.get("description", "")))
-    phase.num_samples = _int(raw.get("num_samples", 1), f"{where}.num_samples", 1)
+    phase.num_samples = as_int(raw.get("num_samples", 1), f"{where}.num_samples", 1)
     if raw.get("max_concurrent") is not None:
-        phase.max_concurrent = _int(raw["max_concurrent"], f"{where}.max_concurrent", 1)
-    phase.max_failures = _int(raw.get("max_failures", 2), f"{where}.max_failures", 0)
-    phase.keep_checkpoints = _int(raw.get("keep_checkpoints", 2), f"{where}.keep_checkpoints", 1)
-    phase.resources = _resources(raw.get("resources") or {}, f"{where}.resources")
-    phase.config = _mapping(raw.get("config") or {}, f"{where}.config")
+        phase.max_concurrent = as_int(raw["max_concurrent"], f"{where}.max_concurrent", 1)
+    phase.max_failures = as_int(raw.get("max_failures", 2), f"{where}.max_failures", 0)
+    phase.keep_checkpoints = as_int(raw.get("keep_checkpoints", 2), f"{where}.keep_checkpoints", 1)
+    phase.resources = as_resources(raw.get("resources") or {}, f"{where}.resources")
+    phase.config = as_mapping(raw.get("config") or {}, f"{where}.config")
     for key in RUNTIME_TRIAL_KEYS:
         if key in phase.config:
             raise StudyError(f"{where}.config.{key}: set by the platform (--scale, --data-dir, run folders), "
                              f"not by a study")
     phase.config["scale"] = scale
-    phase.space = {k: _distribution(v, f"{where}.space.{k}") for k, v in _mapping(raw.get("space") or {},
+    phase.space = {k: as_distribution(v, f"{where}.space.{k}") for k, v in as_mapping(raw.get("space") or {},
                                                                                    f"{where}.space").items()}
-    phase.grid = {k: _choices(v, f"{where}.grid.{k}") for k, v in _mapping(raw.get("grid") or {},
+    phase.grid = {k: as_choices(v, f"{where}.grid.{k}") for k, v in as_mapping(raw.get("grid") or {},
                                                                           f"{where}.grid").items()}
     for key in set(phase.space) & set(phase.grid):
         raise StudyError(f"{where}: {key!r} is both in space and in grid; keep it in one")
     if raw.get("genotypes") is not None:
-        phase.genotypes = _genotypes(raw["genotypes"], f"{where}.genotypes", kind, earlier)
+        phase.genotypes = parse_genotypes(raw["genotypes"], f"{where}.genotypes", kind, earlier)
         for section in ("config", "space", "grid"):
             if "genotype" in getattr(phase, section):
                 raise StudyError(f"{where}.{section}.genotype: the phase takes its genotypes from `genotypes`; "
                                  f"remove one of the two")
     if raw.get("early_stopping") is not None:
-        phase.early_stopping = _early_stopping(raw["early_stopping"], f"{where}.early_stopping")
+        phase.early_stopping = parse_early_stopping(raw["early_stopping"], f"{where}.early_stopping")
+    if raw.get("configs") is not None:
+        phase.configs = parse_configs(raw["configs"], f"{where}.configs", kind, earlier)
+        for section in ("space", "grid", "genotypes", "early_stopping"):
+            if getattr(phase, section):
+                raise StudyError(f"{where}.{section}: a final phase (configs) retrains chosen configurations "
+                                 "as they are: it takes no search space, grid, genotypes or early stopping")
+        if phase.config.get("val_fraction", 0) != 0:
+            raise StudyError(f"{where}.config.val_fraction: a final phase trains on every training id; "
+                             f"expected 0, got {phase.config['val_fraction']!r}")
+        phase.config["val_fraction"] = 0.0
     for section in ("space", "grid"):
         for key in getattr(phase, section):
             if key not in TRIAL_KEYS or key in RUNTIME_TRIAL_KEYS:
-                raise StudyError(f"{where}.{section}.{key}: not a trial config key" + _hint(key, TRIAL_KEYS))
+                raise StudyError(f"{where}.{section}.{key}: not a trial config key" + did_you_mean(key, TRIAL_KEYS))
     _check_trial_config(phase, where)
     return phase
 
@@ -291,124 +308,3 @@ def _check_trial_config(phase: Phase, where: str) -> None:
             elif field_name in phase.grid:
                 section = "grid"
             raise StudyError(f"{where}.{section}: {error}") from None
-
-
-def _check_keys(mapping: dict, allowed: tuple[str, ...], where: str, prefix: str) -> None:
-    for key in mapping:
-        if key not in allowed:
-            raise StudyError(f"{where}: unknown field {prefix}{key!r}; expected one of {', '.join(allowed)}"
-                             + _hint(str(key), allowed))
-
-
-def _hint(key: str, known) -> str:
-    close = difflib.get_close_matches(key, list(known), 1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _string(value: Any, where: str, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise StudyError(f"{where}: {name}: expected a text, got {value!r}")
-    return value
-
-
-def _int(value: Any, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise StudyError(f"{where}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _number(value: Any, where: str) -> float:
-    """YAML 1.1 reads `1e-4` as text: accept it as a number here."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise StudyError(f"{where}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(number):
-        raise StudyError(f"{where}: expected a finite number, got {value!r}")
-    return number
-
-
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise StudyError(f"{where}: expected a mapping, got {value!r}")
-    return copy.deepcopy(value)
-
-
-def _resources(raw: Any, where: str) -> dict[str, float]:
-    raw = _mapping(raw, where)
-    _check_keys(raw, ("cpu", "gpu"), where, "")
-    cpu = _number(raw.get("cpu", 1), f"{where}.cpu")
-    gpu = _number(raw.get("gpu", 0), f"{where}.gpu")
-    if cpu <= 0 or gpu < 0:
-        raise StudyError(f"{where}: expected cpu > 0 and gpu >= 0 (fractions allowed), got cpu={cpu}, gpu={gpu}")
-    return {"cpu": cpu, "gpu": gpu}
-
-
-def _distribution(raw: Any, where: str) -> dict[str, list]:
-    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in DISTRIBUTIONS:
-        raise StudyError(f"{where}: expected one of {{loguniform: [low, high]}}, {{uniform: [low, high]}}, "
-                         f"{{int: [low, high]}} or {{choice: [a, b, ...]}}, got {raw!r}")
-    (dist, values), = raw.items()
-    if dist == "choice":
-        return {dist: _choices(values, f"{where}.choice")}
-    if not isinstance(values, list) or len(values) != 2:
-        raise StudyError(f"{where}.{dist}: expected [low, high], got {values!r}")
-    low, high = (_number(v, f"{where}.{dist}") for v in values)
-    if not low < high or (dist == "loguniform" and low <= 0):
-        raise StudyError(f"{where}.{dist}: expected low < high{' and low > 0' if dist == 'loguniform' else ''}, "
-                         f"got [{low}, {high}]")
-    if dist == "int":
-        if not (low.is_integer() and high.is_integer()):
-            raise StudyError(f"{where}.int: expected integer bounds, got [{low}, {high}]")
-        return {dist: [int(low), int(high)]}
-    return {dist: [low, high]}
-
-
-def _choices(values: Any, where: str) -> list:
-    if not isinstance(values, list) or not values:
-        raise StudyError(f"{where}: expected a non-empty list of values, got {values!r}")
-    if len({repr(v) for v in values}) != len(values):
-        raise StudyError(f"{where}: values repeat: {values!r}")
-    return list(values)
-
-
-def _genotypes(raw: Any, where: str, kind: str, earlier: list[str]) -> dict[str, Any]:
-    if kind != "retrain":
-        raise StudyError(f"{where}: only retrain phases take genotypes (search phases produce them)")
-    raw = _mapping(raw, where)
-    _check_keys(raw, GENOTYPE_KEYS, where, "")
-    spec: dict[str, Any] = {"from": None, "top_k": 1, "group_by": None, "random": 0, "published": []}
-    if raw.get("from") is not None:
-        if raw["from"] not in earlier:
-            raise StudyError(f"{where}.from: expected an earlier phase ({', '.join(earlier) or 'none yet'}), "
-                             f"got {raw['from']!r}")
-        spec["from"] = raw["from"]
-    spec["top_k"] = _int(raw.get("top_k", 1), f"{where}.top_k", 1)
-    if raw.get("group_by") is not None:
-        spec["group_by"] = raw["group_by"]
-        if spec["group_by"] not in TRIAL_KEYS:
-            raise StudyError(f"{where}.group_by: expected a trial config key such as supervision, "
-                             f"got {spec['group_by']!r}")
-    spec["random"] = _int(raw.get("random", 0), f"{where}.random", 0)
-    published = raw.get("published") or []
-    if not isinstance(published, list):
-        raise StudyError(f"{where}.published: expected a list of genotype names, e.g. [msmt]")
-    from spaces import NAMED_GENOTYPES
-
-    for genotype in published:
-        if genotype not in NAMED_GENOTYPES:
-            raise StudyError(f"{where}.published: unknown genotype {genotype!r}; known: {', '.join(NAMED_GENOTYPES)}")
-    spec["published"] = list(published)
-    if spec["from"] is None and not spec["random"] and not spec["published"]:
-        raise StudyError(f"{where}: names no genotypes: give from (a search phase), random or published")
-    return spec
-
-
-def _early_stopping(raw: Any, where: str) -> dict[str, float]:
-    raw = _mapping(raw, where)
-    _check_keys(raw, EARLY_STOPPING_KEYS, where, "")
-    grace = _int(raw.get("grace_period", 1), f"{where}.grace_period", 1)
-    factor = _number(raw.get("reduction_factor", 2), f"{where}.reduction_factor")
-    if factor <= 1:
-        raise StudyError(f"{where}.reduction_factor: expected a number > 1, got {factor}")
-    return {"grace_period": grace, "reduction_factor": factor}

@@ -5,6 +5,10 @@
   (and the genotypes of a retrain phase) become categorical dimensions, and every combination is enqueued
   once at the recipe's values, so each one runs before TPE spends the remaining samples.
 * A phase without a space runs its grid (x one seed per sample) with Tune's own variant generator.
+* A final phase (`configs`) runs the configurations chosen from an earlier phase, one trial each, as
+  Tune's points to evaluate, without a hold-out and without early stopping.
+* Ray's OptunaSearch tells Optuna that a trial ASHA stopped is COMPLETE, with its early value; here it is
+  PRUNED (its intermediate values kept), so TPE and optuna-dashboard see which trials really finished.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
 from study_spec import Phase, Study, sample_count, trial_values
 
 from trials.config import make_config
@@ -60,26 +65,70 @@ def warm_start_points(phase: Phase, genotypes: list[str]) -> list[dict[str, Any]
     return [{**defaults, **dict(zip(grid, combo, strict=True))} for combo in itertools.product(*grid.values())]
 
 
-def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[str, Any], storage_path: str,
-                name: str, optuna_storage: str, seed: int, verbose: bool) -> tune.Tuner:
-    search_alg = None
-    if phase.space:
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
+def final_points(phase: Phase, configs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A final phase's param space and points: each chosen config with the phase's own (no hold-out) on top."""
+    points = [{**config, **phase.config} for config in configs]
+    space: dict[str, Any] = {}
+    for key in sorted({k for point in points for k in point}):
+        values = []
+        for point in points:
+            if point.get(key) not in values:
+                values.append(point.get(key))
+        space[key] = values[0] if len(values) == 1 else tune.choice(values)
+    return space, points
 
-        search_alg = OptunaSearch(points_to_evaluate=warm_start_points(phase, genotypes) or None, seed=seed,
-                                  study_name=name, storage=optuna.storages.RDBStorage(optuna_storage))
+
+def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[str, Any], storage_path: str,
+                name: str, optuna_storage: str, seed: int, verbose: bool,
+                configs: list[dict[str, Any]] | None = None) -> tune.Tuner:
+    search_alg = None
+    space = param_space(phase, genotypes, seed)
+    num_samples = sample_count(phase, genotypes) if phase.space else 1
+    if phase.configs:
+        from ray.tune.search import BasicVariantGenerator
+
+        space, points = final_points(phase, configs or [])
+        search_alg, num_samples = BasicVariantGenerator(points_to_evaluate=points), len(points)
+    elif phase.space:
+        import optuna
+
+        search_alg = PrunedAwareOptunaSearch(
+            planned_epochs(phase.kind, phase.config), points_to_evaluate=warm_start_points(phase, genotypes) or None,
+            seed=seed, study_name=name, storage=optuna.storages.RDBStorage(optuna_storage))
     scheduler = None
     if phase.early_stopping:
         max_t = make_config(phase.kind, phase.config).epochs
         scheduler = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=phase.early_stopping["grace_period"],
                                   reduction_factor=phase.early_stopping["reduction_factor"])
-    tune_config = tune.TuneConfig(metric=study.metric, mode=study.mode, search_alg=search_alg, scheduler=scheduler,
-                                  # without a searcher, one pass over the grid (seeds included) is every trial
-                                  num_samples=sample_count(phase, genotypes) if phase.space else 1,
-                                  max_concurrent_trials=phase.max_concurrent)
-    return tune.Tuner(trainable(phase, context), param_space=param_space(phase, genotypes, seed),
-                      tune_config=tune_config, run_config=run_config(phase, context, storage_path, name, verbose))
+    # A final phase has no hold-out, so no `val/` metric for Tune to check results against.
+    metric, mode = (None, None) if phase.configs else (study.metric, study.mode)
+    # Without a searcher, one pass over the grid (seeds included) is every trial.
+    tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
+                                  num_samples=num_samples, max_concurrent_trials=phase.max_concurrent)
+    return tune.Tuner(trainable(phase, context), param_space=space, tune_config=tune_config,
+                      run_config=run_config(phase, context, storage_path, name, verbose))
+
+
+class PrunedAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that records a trial a scheduler stopped before its planned epochs as PRUNED."""
+
+    def __init__(self, planned: int, **kwargs):
+        super().__init__(**kwargs)
+        self.planned = planned
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if error or not result or trial_id in self._completed_trials or result.get("epoch", 0) >= self._planned(
+                result):
+            super().on_trial_complete(trial_id, result, error)
+            return
+        import optuna
+
+        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+    def _planned(self, result: dict[str, Any]) -> int:
+        config = result.get("config") or {}
+        return int(config["epochs"]) if "epochs" in config else self.planned
 
 
 def restore_tuner(phase: Phase, context: dict[str, Any], path: str) -> tune.Tuner:
@@ -156,7 +205,7 @@ def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any])
         row = {"phase": phase.name, "trial": metrics.get("trial_id") or Path(result.path).name, "status": status,
                "group": trial_group(make_config(phase.kind, config).to_dict(), context),
                "genotype": metrics.get("genotype") or str(config.get("genotype", "")),
-               "epoch": metrics.get("epoch")}
+               "epoch": metrics.get("epoch"), "config": dict(config)}
         row.update({k: config.get(k) for k in [*phase.space, *phase.grid, "supervision", "sam_mode"]
                     if k in config})
         row.update({k: metrics[k] for k in RESULT_KEYS if isinstance(metrics.get(k), int | float)})
@@ -164,6 +213,24 @@ def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any])
             row["error"] = str(result.error).strip().splitlines()[-1][:300]
         rows.append(row)
     return rows
+
+
+def select_configs(spec: dict[str, Any], earlier: list[dict[str, Any]], metric: str, mode: str) -> list[dict]:
+    """The configurations a final phase retrains: the top-k trials of the source phase that ran all their
+    epochs, by the study metric (per `group_by` value when given), each config once."""
+    ranked = [r for r in earlier if r["phase"] == spec["from"] and r["status"] == "finished" and r.get("config")
+              and isinstance(r.get(metric), int | float)]
+    ranked.sort(key=lambda r: r[metric], reverse=mode == "max")
+    chosen: list[dict[str, Any]] = []
+    taken: dict[str, int] = {}
+    for row in ranked:
+        group = str(row["config"].get(spec["group_by"])) if spec["group_by"] else ""
+        if taken.get(group, 0) < spec["top_k"] and row["config"] not in chosen:
+            chosen.append(row["config"])
+            taken[group] = taken.get(group, 0) + 1
+    if not chosen:
+        raise RuntimeError(f"phase {spec['from']!r} has no finished trial with a {metric} value to retrain")
+    return chosen
 
 
 def select_genotypes(spec: dict[str, Any], earlier: list[dict[str, Any]], metric: str, mode: str,

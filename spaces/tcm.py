@@ -156,26 +156,33 @@ class ClassificationHead(nn.Module):
 class Architect:
     """First-order architecture step: Adam on alpha only, against the valid-side criterion.
 
-    The weights' gradients are left untouched (the gradient is taken with respect to alpha alone), but
-    the forward still updates BN running statistics and the backward updates the valid memory.
+    `grad_to_weights=True` is the authors' flow: the valid loss is backpropagated into *every* parameter, so
+    the weights' gradients (zeroed by the caller at the start of the iteration) hold ∇w L_valid, to which
+    the train step then adds ∇w L_train. `False` is textbook first-order DARTS: the gradient is taken for
+    alpha alone and the weights' gradients are left untouched. Either way the forward updates BN running
+    statistics and the backward updates the valid memory.
     """
 
     def __init__(self, model: nn.Module, criterion: Callable[[Tensor, Tensor], Tensor], lr: float = 2e-3,
                  betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 1e-3,
-                 milestones: Sequence[int] = (150, 225, 350), gamma: float = 0.1) -> None:
+                 milestones: Sequence[int] = (150, 225, 350), gamma: float = 0.1,
+                 grad_to_weights: bool = True) -> None:
         self.model = model
         self.criterion = criterion
+        self.grad_to_weights = grad_to_weights
         self.params = list(model.arch_parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=betas, weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(milestones), gamma)
 
     def step(self, images: Tensor, targets: Tensor) -> float:
         """One update of alpha from a valid batch; returns the valid loss."""
-        loss = self.criterion(self.model(images), targets)
-        grads = torch.autograd.grad(loss, self.params)
         self.optimizer.zero_grad(set_to_none=True)
-        for param, grad in zip(self.params, grads, strict=True):
-            param.grad = grad
+        loss = self.criterion(self.model(images), targets)
+        if self.grad_to_weights:
+            loss.backward()
+        else:
+            for param, grad in zip(self.params, torch.autograd.grad(loss, self.params), strict=True):
+                param.grad = grad
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())

@@ -37,7 +37,7 @@ def _commands() -> list[tuple[str, ...]]:
 
 def test_docs_exist_and_are_linked_from_the_readme():
     readme = (ROOT / "README.md").read_text()
-    for page in ("docs/architecture.md", "docs/method.md", "docs/studies.md"):
+    for page in ("docs/architecture.md", "docs/method.md", "docs/studies.md", "docs/fidelity.md"):
         assert (ROOT / page).is_file(), page
         assert f"({page})" in readme, f"README.md does not link {page}"
 

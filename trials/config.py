@@ -16,6 +16,8 @@ from typing import Any
 KINDS = ("search", "retrain")
 SCALES = ("full", "smoke")
 SAM_MODES = ("none", "pos", "neg", "pos_neg")
+ERASINGS = ("authors", "torchvision")
+HALVING_ORDERS = ("dataset", "sorted")
 SUPERVISIONS = ("tcm", "classification")
 VEHICLE_DATASETS = ("veri", "vehicleid")
 
@@ -34,7 +36,8 @@ class TrialConfig:
     dataset: str = "market1501"
     data_dir: str = "data"
     target_dataset: str | None = None
-    vehicleid_test_size: int = 800
+    vehicleid_test_size: int = 2400  # the authors' default; papers report 800, 1600 and 2400
+    vehicleid_draws: int = 10  # random gallery draws averaged (the authors score one draw: 1)
     height: int = 256
     width: int | None = None  # None: height / 2 for persons, height for vehicles
     ids_per_batch: int = 16
@@ -43,6 +46,9 @@ class TrialConfig:
     workers: int | None = None  # loader processes; None: from the trial's CPU allocation
     iters_per_epoch: int | None = None  # None: one pass over the training images
     val_fraction: float = 0.1  # share of training ids held out for `val/` metrics; 0 disables
+    erasing: str = "authors"  # in-domain random erasing: the authors' variant, or "torchvision"'s
+    crop_padding: int | None = None  # pad before the random crop; None: 10 px at height 256, scaled with it
+    halving_order: str = "dataset"  # images of an id before TCM halves them: "dataset" order or "sorted"
     # architecture
     genotype: str = "msmt"
     supervision: str = "tcm"
@@ -62,6 +68,9 @@ class TrialConfig:
     arch_lr: float = 2e-3
     arch_weight_decay: float = 1e-3
     arch_milestones: list[int] = field(default_factory=lambda: [150, 225, 350])
+    # True (the authors' flow): the valid loss's gradient reaches the weights too, which then descend
+    # grad(L_train + L_valid); False: textbook first-order DARTS, the valid gradient steps alpha alone.
+    valid_grad_to_weights: bool = True
     # losses
     label_smoothing: float = 0.1
     triplet_margin: float = 0.3
@@ -181,8 +190,11 @@ def _validate(c: TrialConfig) -> None:
 
     need(c.sam_mode in SAM_MODES, "sam_mode", f"one of {', '.join(SAM_MODES)}")
     need(c.supervision in SUPERVISIONS, "supervision", f"one of {', '.join(SUPERVISIONS)}")
+    need(c.erasing in ERASINGS, "erasing", f"one of {', '.join(ERASINGS)}")
+    need(c.halving_order in HALVING_ORDERS, "halving_order", f"one of {', '.join(HALVING_ORDERS)}")
+    need(c.crop_padding is None or c.crop_padding >= 0, "crop_padding", "an integer >= 0 (or unset)")
     need(c.sam_mode == "none" or c.kind == "retrain", "sam_mode", "'none' for search trials")
-    for name in ("epochs", "height", "ids_per_batch", "instances", "eval_interval"):
+    for name in ("epochs", "height", "ids_per_batch", "instances", "eval_interval", "vehicleid_draws"):
         need(getattr(c, name) >= 1, name, "an integer >= 1")
     need(c.width is None or c.width >= 1, "width", "an integer >= 1")
     need(c.ids_per_batch >= 2, "ids_per_batch", "at least 2 (the triplet loss needs negatives)")

@@ -8,6 +8,7 @@ untrained baseline every trained number should be compared with. The last stdout
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import Any
 import torch
 
 import spaces
-from trials.config import ConfigError, make_config
+from trials.config import ConfigError, TrialConfig, make_config
 from trials.data import DatasetError
+from trials.data.datasets import VEHICLEID_TEST_SIZES
 from trials.data.splits import load_splits
 from trials.evaluation.scoring import score_tests
 from trials.runtime.device import loader_workers, resolve_device
@@ -36,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-neck", action="store_true", help="use the BN-neck features (cross-domain)")
     parser.add_argument("--height", type=int, help="input height (default 256)")
     parser.add_argument("--width", type=int, help="input width (default 128 persons, 256 vehicles)")
-    parser.add_argument("--vehicleid-test-size", type=int, default=800, help="800, 1600 or 2400")
+    parser.add_argument("--vehicleid-test-size", default="2400", choices=["800", "1600", "2400", "all"],
+                        help="VehicleID test list (default 2400, as the authors); all: score the three lists, "
+                        "as papers report them, under PREFIX/testN/...")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--workers", type=int, help="data loader processes")
     parser.add_argument("--seed", type=int, default=0, help="seed (random init, VehicleID gallery draws)")
@@ -48,7 +52,8 @@ def evaluate_weights(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": args.dataset, "data_dir": str(Path(args.data_dir).expanduser().resolve()),
         "target_dataset": args.target_dataset, "height": args.height, "width": args.width,
         "rerank": args.rerank, "device": args.device, "workers": args.workers, "seed": args.seed,
-        "vehicleid_test_size": args.vehicleid_test_size, "val_fraction": 0.0,
+        "vehicleid_test_size": 2400 if args.vehicleid_test_size == "all" else args.vehicleid_test_size,
+        "val_fraction": 0.0,
     })
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -56,11 +61,25 @@ def evaluate_weights(args: argparse.Namespace) -> dict[str, Any]:
     if report is not None:
         print(report, file=sys.stderr)
     model.to(device)
-    splits = load_splits(cfg)
-    metrics = score_tests(model, splits, cfg, device, loader_workers(cfg.workers))
+    metrics = score_test_lists(model, cfg, device, args.vehicleid_test_size == "all")
     cost = spaces.model_cost(model, (3, *cfg.image_size))
     return {**metrics, "genotype": str(model.genotype), "params": cost["params_no_classifier"],
             "macs": cost["macs"], "weights": str(args.weights) if args.weights else None}
+
+
+def score_test_lists(model, cfg: TrialConfig, device: torch.device, every_list: bool) -> dict[str, Any]:
+    """The test splits; with `every_list`, VehicleID's three test lists, each under `PREFIX/testN/...`."""
+    workers = loader_workers(cfg.workers)
+    if not every_list or "vehicleid" not in (cfg.dataset, cfg.target_dataset):
+        return score_tests(model, load_splits(cfg), cfg, device, workers)
+    metrics: dict[str, Any] = {}
+    for size in VEHICLEID_TEST_SIZES:
+        sized = dataclasses.replace(cfg, vehicleid_test_size=size)
+        for key, value in score_tests(model, load_splits(sized), sized, device, workers).items():
+            prefix, name = key.split("/", 1)
+            dataset = cfg.dataset if prefix == "source" else cfg.target_dataset
+            metrics[f"{prefix}/test{size}/{name}" if dataset == "vehicleid" else key] = value
+    return metrics
 
 
 def load_model(weights: str | None, genotype: str | None, vehicle: bool, test_neck: bool):

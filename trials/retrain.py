@@ -49,7 +49,8 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
     )
     scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
     loader = train_loader(splits.train, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed, workers,
-                          cfg.cross_domain, pin_memory=device.type == "cuda", replacement=cfg.pk_replacement)
+                          cfg.cross_domain, pin_memory=device.type == "cuda", replacement=cfg.pk_replacement,
+                          erasing=cfg.erasing, padding=cfg.crop_padding)
 
     start_epoch, last_val = 0, {}
     restored = session.restore()

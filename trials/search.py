@@ -1,7 +1,10 @@
-"""The search trial: TCM architecture search over the MSI space (docs/method.md).
+"""The search trial: TCM architecture search over the MSI space (docs/method.md, Search with TCM).
 
-Per iteration, one first-order architecture step on a valid-side batch (skipped on the very first
-iteration), then one weight step on a train-side batch. Every epoch reports the losses, the current
+Per iteration, as the authors' code runs it: the weights' gradients are zeroed; a batch is drawn from the
+valid stream (one continuous stream of full passes across epochs); except at iteration 0 of every epoch,
+one first-order architecture step backpropagates the valid loss (into every parameter by default, into
+alpha alone with `valid_grad_to_weights: false`) and steps alpha; then the train loss is backpropagated,
+adding to the weights' gradients, and the weights step. Every epoch reports the losses, the current
 genotype and the entropy of softmax(alpha); every `eval_interval` epochs the supernet's `val/...` metrics
 on held-out training ids. Outputs: the final genotype and the alpha history (array and long table).
 """
@@ -12,6 +15,7 @@ import csv
 import itertools
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,8 @@ import spaces
 from spaces.genotype import OPERATIONS
 from trials.config import TrialConfig
 from trials.data import Sample
-from trials.data.loaders import cycle, train_loader
+from trials.data.loaders import BatchStream, train_loader
+from trials.data.order import halving_order
 from trials.data.splits import load_splits
 from trials.evaluation.scoring import refresh_validation
 from trials.runtime.checkpoint import read_state, write_state
@@ -40,7 +45,8 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
 
     splits = load_splits(cfg)
     split = spaces.tcm_split if cfg.supervision == "tcm" else spaces.classification_split
-    train_side, valid_side = ([Sample(*s) for s in side] for side in split(splits.train))
+    ordered = halving_order(splits.train, splits.source.listed, cfg.halving_order, cfg.seed)
+    train_side, valid_side = ([Sample(*s) for s in side] for side in split(ordered))
     model = spaces.Supernet().to(device)
     if cfg.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -49,12 +55,13 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     weight_params = model.weight_parameters() + list(train_criterion.parameters())
     optimizer = torch.optim.SGD(weight_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
-    architect = spaces.Architect(model, valid_criterion, lr=cfg.arch_lr,
-                                 weight_decay=cfg.arch_weight_decay, milestones=cfg.arch_milestones)
+    architect = spaces.Architect(model, valid_criterion, lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
+                                 milestones=cfg.arch_milestones, grad_to_weights=cfg.valid_grad_to_weights)
     pin = device.type == "cuda"
-    loaders = [train_loader(side, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed + i, workers,
-                            cfg.cross_domain, pin, cfg.pk_replacement)
-               for i, side in enumerate((train_side, valid_side))]
+    train, valid = (train_loader(side, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed + i, workers,
+                                 cfg.cross_domain, pin, cfg.pk_replacement, cfg.erasing, cfg.crop_padding)
+                    for i, side in enumerate((train_side, valid_side)))
+    valid_stream = BatchStream(valid)
 
     start_epoch, last_val, history = 0, {}, []
     restored = session.restore()
@@ -68,12 +75,14 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
         architect.optimizer.load_state_dict(state["arch_optimizer"])
         architect.scheduler.load_state_dict(state["arch_scheduler"])
         set_rng_state(state["rng"])
+        valid_stream.load_state(state["valid_stream"])
         start_epoch, last_val, history = state["epoch"], state["last_val"], state["alpha_history"]
 
     metrics: dict[str, Any] = {}
     for epoch in range(start_epoch, cfg.epochs):
         started = time.perf_counter()
-        losses = search_epoch(model, loaders, architect, train_criterion, optimizer, cfg, device, epoch)
+        train.sampler.set_epoch(epoch)
+        losses = search_epoch(model, train, valid_stream, architect, train_criterion, optimizer, cfg, device, epoch)
         scheduler.step()
         architect.epoch_end()
         probabilities = model.arch_weights().cpu().numpy()
@@ -88,7 +97,8 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
         state = {"model": model.state_dict(), "train_criterion": train_criterion.state_dict(),
                  "valid_criterion": valid_criterion.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "arch_optimizer": architect.optimizer.state_dict(),
-                 "arch_scheduler": architect.scheduler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
+                 "arch_scheduler": architect.scheduler.state_dict(), "rng": rng_state(),
+                 "valid_stream": valid_stream.state(), "epoch": epoch + 1,
                  "last_val": last_val, "alpha_history": history, "config": cfg.to_dict()}
         with tempfile.TemporaryDirectory(prefix="msinet-search-") as tmp:
             write_state(state, Path(tmp))
@@ -97,34 +107,22 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     return metrics
 
 
-def search_epoch(model, loaders, architect, train_criterion, optimizer, cfg: TrialConfig, device,
-                 epoch: int) -> dict[str, float]:
-    """Alternate architecture and weight steps over one pass of the train side."""
-    train, valid = loaders
+def search_epoch(model, train, valid_batches: Iterator, architect, train_criterion, optimizer, cfg: TrialConfig,
+                 device, epoch: int) -> dict[str, float]:
+    """One pass of the train side; every iteration draws a valid batch, all but the first step alpha."""
     model.train()
-    train.sampler.set_epoch(epoch)
-    valid_batches = cycle(valid, epoch)
     batches = itertools.islice(train, cfg.iters_per_epoch) if cfg.iters_per_epoch else train
     weight_sum = torch.zeros((), device=device)
     arch_sum = 0.0
     steps = arch_steps = 0
-    for iteration, (inputs, pids, *_rest) in enumerate(batches):
-        if epoch > 0 or iteration > 0:  # no architecture step before the weights have moved once
-            v_inputs, v_pids, *_ = next(valid_batches)
-            with autocast(device, cfg.amp):
-                arch_loss = torch.tensor(architect.step(_to(v_inputs, device, cfg), v_pids.to(device)))
-            arch_sum += float(arch_loss)
+    for iteration, train_batch in enumerate(batches):
+        losses = search_step(model, architect, train_criterion, optimizer, train_batch, next(valid_batches),
+                             iteration > 0, cfg, device)
+        check_finite(losses, epoch + 1, iteration + 1)
+        weight_sum = weight_sum + losses["weight"]
+        if "architecture" in losses:
+            arch_sum += float(losses["architecture"])
             arch_steps += 1
-        inputs, pids = _to(inputs, device, cfg), pids.to(device, non_blocking=True)
-        with autocast(device, cfg.amp):
-            features = model(inputs)
-        loss = train_criterion(features.float(), pids)
-        check_finite({"weight": loss} | ({"architecture": arch_loss} if arch_steps else {}),
-                     epoch + 1, iteration + 1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        weight_sum = weight_sum + loss.detach()
         steps += 1
     if steps == 0:
         raise RuntimeError("the search's train side produced no batch: too few identities for one P x K batch")
@@ -132,6 +130,27 @@ def search_epoch(model, loaders, architect, train_criterion, optimizer, cfg: Tri
     if arch_steps:
         out["loss/architecture"] = arch_sum / arch_steps
     return out
+
+
+def search_step(model, architect, train_criterion, optimizer, train_batch, valid_batch, arch_step: bool,
+                cfg: TrialConfig, device) -> dict[str, torch.Tensor]:
+    """One iteration: zero the weights' gradients, the architecture step on the valid batch (when
+    `arch_step`), then the train loss's gradients added and one weight step. Returns the loss terms."""
+    optimizer.zero_grad(set_to_none=True)
+    losses = {}
+    if arch_step:
+        v_inputs, v_pids, *_ = valid_batch
+        with autocast(device, cfg.amp):
+            losses["architecture"] = torch.tensor(architect.step(_to(v_inputs, device, cfg), v_pids.to(device)))
+    inputs, pids, *_ = train_batch
+    inputs, pids = _to(inputs, device, cfg), pids.to(device, non_blocking=True)
+    with autocast(device, cfg.amp):
+        features = model(inputs)
+    loss = train_criterion(features.float(), pids)
+    loss.backward()
+    optimizer.step()
+    losses["weight"] = loss.detach()
+    return losses
 
 
 def alpha_entropy(probabilities: np.ndarray) -> float:

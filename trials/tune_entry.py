@@ -48,6 +48,8 @@ def trial_run_name(phase: str, trial_id: str) -> str:
 
 def trial_group(config: dict[str, Any], context: dict[str, Any]) -> str:
     """Which comparison a trial belongs to: search trials by supervision, retrains by where the genotype came from."""
+    if context.get("final"):
+        return "final"  # the paper-comparable retrain of a chosen configuration, on every training id
     if context["kind"] == "search":
         return str(config["supervision"])
     genotype = str(config["genotype"])

@@ -85,8 +85,14 @@ def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
     # the Optuna study lives beside the MLflow store, so optuna-dashboard can open it
     import optuna
 
-    names = {s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{run_dir}/optuna.db")}
-    assert any(name.endswith("-search") for name in names)
+    storage = f"sqlite:///{run_dir}/optuna.db"
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    search_study = next(name for name in names if name.endswith("-search"))
+    # A trial ASHA stopped is PRUNED there, not COMPLETE with its early value.
+    states = [t.state for t in optuna.load_study(study_name=search_study, storage=storage).trials]
+    stopped = sum(r.data.tags.get("msinet.stopped_early") == "true" for r in search)
+    assert states.count(optuna.trial.TrialState.PRUNED) == stopped
+    assert states.count(optuna.trial.TrialState.COMPLETE) == len(search) - stopped
 
     report = subprocess.run([sys.executable, "-m", "analysis", "report", "--study", "smoke", "--tracking-uri",
                              f"sqlite:///{run_dir}/mlflow.db"], cwd=ROOT, capture_output=True, text=True,

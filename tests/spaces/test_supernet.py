@@ -83,19 +83,24 @@ def test_the_weight_optimiser_does_not_move_alpha(batch):
     assert not torch.equal(net.conv1.conv.weight, conv)
 
 
-def test_an_architect_step_changes_alpha_and_leaves_the_weights_and_their_gradients(batch):
+@pytest.mark.parametrize("grad_to_weights", [True, False])
+def test_an_architect_step_changes_alpha_only_and_leaves_weight_gradients_as_asked(batch, grad_to_weights):
     net = Supernet()
     images, targets = batch
     memory = PrototypeMemory(2)
     memory.init_from_features(torch.randn(4, 512), targets)
-    architect = Architect(net, memory)
+    architect = Architect(net, memory, grad_to_weights=grad_to_weights)
     alpha = net.alpha.detach().clone()
     weights = [p.detach().clone() for p in net.weight_parameters()]
     loss = architect.step(images, targets)
     assert loss > 0
     assert not torch.equal(net.alpha, alpha)
     assert all(torch.equal(p, w) for p, w in zip(net.weight_parameters(), weights, strict=True))
-    assert all(p.grad is None for p in net.weight_parameters())
+    if grad_to_weights:  # the authors' flow: the valid gradient waits in the weights for the train step
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.weight_parameters())
+    else:  # first-order DARTS: alpha alone
+        assert all(p.grad is None for p in net.weight_parameters())
+    assert net.alpha.grad is None
 
 
 def test_architect_uses_adam_with_the_papers_settings():

@@ -5,8 +5,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 import spaces
+from trials.config import make_config
+from trials.data import PKSampler
+from trials.data.order import halving_order
+from trials.data.splits import load_splits
 from trials.runtime.session import LocalSession
 from trials.search import run_search
 
@@ -37,3 +42,43 @@ def test_search_moves_alpha_and_derives_a_valid_genotype(synthetic_root, tmp_pat
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 12 * 4 and set(rows[0]) == {"epoch", "slot", "cell", "step", "operation", "weight"}
     assert spaces.resolve_genotype(str(tmp_path / "checkpoint" / "genotype.json")) == genotype
+
+
+class Interrupted(Exception):
+    pass
+
+
+class StopAfter(LocalSession):
+    """A session that dies after N reports, like a trial killed mid-run."""
+
+    def __init__(self, out, reports):
+        super().__init__(out, verbose=False)
+        self.left = reports
+
+    def report(self, metrics, checkpoint_dir=None):
+        super().report(metrics, checkpoint_dir)
+        self.left -= 1
+        if self.left == 0:
+            raise Interrupted
+
+
+def test_valid_stream_runs_across_epochs_and_resumes_exactly(synthetic_root, tmp_path):
+    config = _config(synthetic_root, tmp_path / "whole", epochs=3, eval_interval=3, iters_per_epoch=3)
+    run_search(config, LocalSession(tmp_path / "whole", verbose=False))
+    whole = torch.load(tmp_path / "whole" / "checkpoint" / "state.pt", weights_only=False)
+    # One valid batch per iteration, iteration 0 of each epoch included, drawn on from epoch to epoch.
+    splits = load_splits(make_config("search", config))
+    _, valid_side = spaces.tcm_split(halving_order(splits.train, splits.source.listed, "dataset", 0))
+    per_pass = len(PKSampler([s[1] for s in valid_side], 4, 2, seed=1)) // 8
+    stream = whole["valid_stream"]
+    assert stream["pass"] * per_pass + stream["drawn"] == 3 * 3
+
+    cut = {**config, "out": str(tmp_path / "cut")}
+    with pytest.raises(Interrupted):
+        run_search(cut, StopAfter(tmp_path / "cut", reports=1))
+    run_search(cut, LocalSession(tmp_path / "cut", verbose=False))
+    resumed = torch.load(tmp_path / "cut" / "checkpoint" / "state.pt", weights_only=False)
+    assert resumed["valid_stream"] == stream
+    np.testing.assert_array_equal(np.stack(resumed["alpha_history"]), np.stack(whole["alpha_history"]))
+    for key, value in whole["model"].items():
+        assert torch.equal(resumed["model"][key], value), key

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
     summary.add_argument("--data-dir", required=True, help="the folder that holds the dataset's folder")
     summary.add_argument("--test-size", type=int, choices=VEHICLEID_TEST_SIZES,
-                         help="vehicleid: which test list (default 800)")
+                         help="vehicleid: which test list (default 2400, as the authors)")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     synth = commands.add_parser("synthesize", help="write synthetic stand-in data in a real layout")

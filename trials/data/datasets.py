@@ -55,6 +55,7 @@ class ReIDDataset:
     root: str = ""
     kind: str = "person"  # "person" or "vehicle"
     test: list[Sample] | None = field(default=None, repr=False)
+    listed: bool = False  # train is in the order of the dataset's own list file (else a directory scan)
     num_train_pids: int = field(init=False)
     num_train_cams: int = field(init=False)
 
@@ -292,7 +293,8 @@ def load_msmt17(data_dir: str | os.PathLike, version: str | None = None) -> ReID
     train = read("list_train.txt", train_dir) + read("list_val.txt", train_dir)
     query = _drop_junk(read("list_query.txt", test_dir))
     gallery = _drop_junk(read("list_gallery.txt", test_dir))
-    return ReIDDataset(layout, _relabel(_drop_junk(train)), query, gallery, root=str(root), kind="person")
+    return ReIDDataset(layout, _relabel(_drop_junk(train)), query, gallery, root=str(root), kind="person",
+                       listed=True)
 
 
 _VEHICLEID_EXPECTED = "'<image id> <vehicle id>' such as '0004034 3'"
@@ -305,7 +307,7 @@ def _parse_vehicleid_line(line: str) -> tuple[str, int, int] | None:
     return fields[0] + ".jpg", int(fields[1]), 0
 
 
-def load_vehicleid(data_dir: str | os.PathLike, test_size: int = 800, split_seed: int = 0) -> ReIDDataset:
+def load_vehicleid(data_dir: str | os.PathLike, test_size: int = 2400, split_seed: int = 0) -> ReIDDataset:
     """VehicleID: `VehicleID/image/<imgid>.jpg` and `VehicleID/train_test_split/*.txt` (`<imgid> <vid>`).
 
     `test_size` picks test_list_800/1600/2400.txt. No cameras: every image gets camera 0. `test` is the
@@ -336,7 +338,8 @@ def load_vehicleid(data_dir: str | os.PathLike, test_size: int = 800, split_seed
     train = read("train_list.txt")
     test = read(f"test_list_{test_size}.txt")
     query, gallery = vehicleid_split(test, split_seed)
-    return ReIDDataset(layout, _relabel(train), query, gallery, root=str(root), kind="vehicle", test=test)
+    return ReIDDataset(layout, _relabel(train), query, gallery, root=str(root), kind="vehicle", test=test,
+                       listed=True)
 
 
 # ---------------------------------------------------------------------------------------------- registry

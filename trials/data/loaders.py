@@ -25,18 +25,22 @@ class SeededItems(Sampler):
         self.sampler = sampler
         self.seed = seed
         self.epoch = 0
+        self.start = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """The epoch to yield next; `start` skips its first items (a resumed stream), seeds unchanged."""
         self.epoch = epoch
+        self.start = start
         self.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         base = (self.seed * 1_000_003 + self.epoch) * 1_000_003
         for position, index in enumerate(self.sampler):
-            yield int(index), (base + position) % 2**63
+            if position >= self.start:
+                yield int(index), (base + position) % 2**63
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        return len(self.sampler) - self.start
 
 
 class SeededAugmentation(Dataset):
@@ -65,9 +69,12 @@ def train_loader(
     cross_domain: bool,
     pin_memory: bool,
     replacement: bool = True,
+    erasing: str = "authors",
+    padding: int | None = None,
 ) -> DataLoader:
     """P ids x K images per batch; call `loader.sampler.set_epoch(e)` before each epoch."""
-    transform = build_transforms(*image_size, train=True, cross_domain=cross_domain)
+    transform = build_transforms(*image_size, train=True, cross_domain=cross_domain, erasing=erasing,
+                                 padding=padding)
     pk = PKSampler(samples, ids_per_batch, instances, seed=seed, replacement=replacement)
     sampler = SeededItems(pk, seed)
     return DataLoader(
@@ -94,9 +101,36 @@ def test_loader(
     )
 
 
-def cycle(loader: DataLoader, epoch: int) -> Iterator:
-    """Endless batches for the search's valid side, advancing the sampler's epoch on each pass."""
-    while True:
-        loader.sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1_000  # a different, still deterministic, order on the next pass
+class BatchStream:
+    """Endless batches of a PK loader: full passes one after another, each restarting only when the last is
+    used up, as the authors' search draws its valid batches. Pass p is the sampler's epoch p, and
+    `state()` (pass, batches drawn in it) is all a checkpoint needs to continue the same sequence."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+        self.passes = 0
+        self.drawn = 0
+        self._batches: Iterator | None = None
+
+    def state(self) -> dict[str, int]:
+        return {"pass": self.passes, "drawn": self.drawn}
+
+    def load_state(self, state: dict[str, int]) -> None:
+        self.passes, self.drawn, self._batches = state["pass"], state["drawn"], None
+
+    def __iter__(self) -> BatchStream:
+        return self
+
+    def __next__(self):
+        for _ in range(2):
+            if self._batches is None:
+                self.loader.sampler.set_epoch(self.passes, start=self.drawn * self.loader.batch_size)
+                self._batches = iter(self.loader)
+            try:
+                batch = next(self._batches)
+            except StopIteration:  # the pass is used up: the next one starts
+                self.passes, self.drawn, self._batches = self.passes + 1, 0, None
+                continue
+            self.drawn += 1
+            return batch
+        raise RuntimeError("the batch stream's loader yields no batch: too few identities for one P x K batch")

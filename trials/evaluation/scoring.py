@@ -49,11 +49,12 @@ def score_vehicleid(
     seed: int = 0,
     batch_size: int = 128,
     workers: int = 0,
+    num_draws: int = 10,
 ) -> dict[str, Any]:
-    """VehicleID protocol: one random gallery image per id, the rest queries, averaged over 10 draws."""
+    """VehicleID protocol: one random gallery image per id, the rest queries, averaged over `num_draws`."""
     loader = test_loader(list(test), image_size, batch_size, workers, pin_memory=device.type == "cuda")
     features, pids, _ = extract_features(model, loader, device)
-    return _prefixed(metric_summary(vehicleid_metrics(features, pids, num_draws=10, seed=seed)), prefix)
+    return _prefixed(metric_summary(vehicleid_metrics(features, pids, num_draws=num_draws, seed=seed)), prefix)
 
 
 def refresh_validation(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torch.device, workers: int,
@@ -79,7 +80,7 @@ def score_tests(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torc
 def _score_dataset(model, dataset: ReIDDataset, prefix: str, cfg: TrialConfig, device, workers):
     if dataset.name == "vehicleid":
         return score_vehicleid(model, dataset.test, cfg.image_size, device, prefix, seed=cfg.seed,
-                               workers=workers)
+                               workers=workers, num_draws=cfg.vehicleid_draws)
     return score_split(model, dataset.query, dataset.gallery, cfg.image_size, device, prefix,
                        workers=workers, rerank=cfg.rerank)
 

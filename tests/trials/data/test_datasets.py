@@ -230,7 +230,8 @@ def test_vehicleid_reads_lists_without_cameras_and_keeps_the_test_list(vehicleid
     assert {s.camid for s in ds.test} == {0}
     assert ds.num_train_cams == 1 and ds.kind == "vehicle"
     assert (ds.query, ds.gallery) == vehicleid_split(ds.test, 0)
-    assert len(load_dataset("vehicleid", vehicleid).test) == 3  # test_size 800 by default
+    assert len(load_dataset("vehicleid", vehicleid).test) == 6  # test_size 2400 by default
+    assert len(load_dataset("vehicleid", vehicleid, test_size=800).test) == 3
     assert len(load_dataset("vehicleid", vehicleid, test_size=1600).test) == 5
 
 

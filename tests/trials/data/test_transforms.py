@@ -5,7 +5,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from trials.data import build_transforms
-from trials.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from trials.data.transforms import ERASING_FILL, IMAGENET_MEAN, IMAGENET_STD, RandomErasing
 
 
 def mean_colour_image(width: int, height: int) -> Image.Image:
@@ -36,8 +36,10 @@ def test_in_domain_uses_random_erasing_cross_domain_colour_jitter():
 
     in_domain = build_transforms(64, 32, train=True)
     assert kinds(in_domain) == [T.Resize, T.RandomHorizontalFlip, T.Pad, T.RandomCrop, T.ToTensor, T.Normalize,
-                                T.RandomErasing]
+                                RandomErasing]
     assert in_domain.transforms[-1].p == 0.5
+    torchvision = build_transforms(64, 32, train=True, erasing="torchvision")
+    assert kinds(torchvision)[-1] is T.RandomErasing
     cross = build_transforms(64, 32, train=True, cross_domain=True)
     assert kinds(cross) == [T.Resize, T.RandomHorizontalFlip, T.Pad, T.RandomCrop, T.ColorJitter, T.ToTensor,
                             T.Normalize]
@@ -62,3 +64,34 @@ def test_padding_is_the_recipes_10_pixels_at_height_256_and_scales_with_smaller_
     assert build_transforms(256, 256, train=True, cross_domain=True).transforms[2].padding == 10
     assert build_transforms(64, 32, train=True).transforms[2].padding == 2
     assert build_transforms(32, 16, train=True).transforms[2].padding == 1
+
+
+def test_padding_can_be_the_absolute_10_pixels_at_any_size():
+    assert build_transforms(64, 32, train=True, padding=10).transforms[2].padding == 10
+
+
+def test_random_erasing_has_the_authors_statistics():
+    """p 0.5; area uniform in [0.02, 0.4] of the image; aspect uniform in [0.3, 1/0.3]; the fill written
+    as it is into the normalised tensor. torchvision's variant erases less (mean area ~0.165)."""
+    torch.manual_seed(0)
+    erase = RandomErasing()
+    marker = torch.full((3,), -7.0)
+    areas, aspects = [], []
+    for _ in range(4000):
+        image = erase(marker[:, None, None].expand(3, 256, 128).clone())
+        erased = (image != -7.0).all(dim=0)
+        if erased.any():
+            rows, cols = erased.any(dim=1).nonzero(), erased.any(dim=0).nonzero()
+            h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+            assert int(erased.sum()) == h * w  # one box
+            areas.append(h * w / (256 * 128))
+            aspects.append(h / w)
+            values = image[:, erased]
+            assert torch.equal(values, torch.tensor(ERASING_FILL)[:, None].expand_as(values))
+    rate = len(areas) / 4000
+    areas_t, aspects_t = torch.tensor(areas), torch.tensor(aspects)
+    assert 0.47 < rate < 0.53
+    assert 0.185 < float(areas_t.mean()) < 0.21  # uniform [0.02, 0.4] less the draws that do not fit
+    assert float(areas_t.min()) >= 0.018 and float(areas_t.max()) <= 0.405
+    assert float(aspects_t.min()) >= 0.28 and float(aspects_t.max()) <= 3.5
+    assert float((aspects_t > 1).float().mean()) > 0.5  # uniform in [0.3, 3.33]: most draws are tall

@@ -88,7 +88,7 @@ def synthesize(layout: str, out: str | os.PathLike, ids: int = DEFAULT_IDS, seed
 
     Returns the counts the parser will report, `{"train"|"query"|"gallery": {"ids", "images", "cameras"}}`,
     plus `junk` and `distractors` (market1501), `test_lists` (vehicleid), and `root`, the dataset folder.
-    VehicleID's query/gallery counts are those of test list 800 under `vehicleid_split`.
+    VehicleID's query/gallery counts are those of test list 2400 (the default) under `vehicleid_split`.
     """
     if layout not in LAYOUTS:
         raise DatasetError(f"unknown layout {layout!r}; known layouts: {', '.join(LAYOUTS)}")

@@ -111,7 +111,7 @@ def layout_counts(layout: str, shots: list[Shot]) -> dict:
         for size, chosen in _vehicleid_lists(test_ids).items():
             selected = [s for s in of("test") if s.pid in chosen]
             lists[str(size)] = {"ids": len(chosen), "images": len(selected)}
-        first = _vehicleid_lists(test_ids)[800]
+        first = _vehicleid_lists(test_ids)[2400]  # the default test list
         selected = [s for s in of("test") if s.pid in first]
         return {
             "train": stats(of("train"), cameras=False),

@@ -1,0 +1,96 @@
+"""The final, paper-comparable step: the best configuration of a retrain phase by its validation metric,
+retrained on every training id (no hold-out) and tested once, tagged `final` in MLflow."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STUDY = {
+    "description": "a retrain phase tuned on held-out ids, then its best configuration on every id",
+    "default_scale": "smoke",
+    "synthetic": True,
+    "phases": {
+        "retrain": {"kind": "retrain", "num_samples": 2, "max_concurrent": 2, "resources": {"cpu": 1, "gpu": 0},
+                    "config": {"dataset": "market1501", "genotype": "msmt", "epochs": 3, "eval_interval": 3},
+                    "space": {"lr": {"loguniform": [0.02, 0.06]}}},
+        "final": {"kind": "retrain", "configs": {"from": "retrain", "top_k": 1},
+                  "resources": {"cpu": 1, "gpu": 0}},
+    },
+}
+
+
+@pytest.fixture
+def study_file(tmp_path):
+    path = tmp_path / "tiny_final.yaml"
+    path.write_text(yaml.safe_dump(STUDY, sort_keys=False))
+    return path
+
+
+def test_shipped_selecting_studies_end_with_a_final_phase():
+    import study_spec
+
+    for name in ("nas", "in_domain", "cross_domain"):
+        for scale in ("full", "smoke"):
+            study = study_spec.load_study(name, scale)
+            final = study.phases[-1]
+            assert final.configs is not None and final.config["val_fraction"] == 0.0, name
+            assert final.early_stopping is None and not final.space
+
+
+def test_a_final_phase_with_a_hold_out_or_a_search_space_is_refused(tmp_path):
+    import study_spec
+
+    for change, message in ((("config", {"val_fraction": 0.1}), "val_fraction"),
+                            (("space", {"lr": {"uniform": [0.01, 0.1]}}), "space"),
+                            (("configs", {"from": "nowhere"}), "earlier retrain phase")):
+        doc = json.loads(json.dumps(STUDY))
+        doc["phases"]["final"][change[0]] = change[1]
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        with pytest.raises(study_spec.StudyError, match=message):
+            study_spec.load_study(str(path))
+
+
+def test_dry_run_shows_the_final_step(launch, study_file, run_dir):
+    result = launch("--study", str(study_file), "--run-dir", str(run_dir), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "phase final [retrain]: FINAL" in result.stdout and "no hold-out" in result.stdout
+
+
+@pytest.mark.slow
+def test_final_phase_retrains_the_best_config_without_a_hold_out(launch, study_file, run_dir):
+    from mlflow.tracking import MlflowClient
+
+    result = launch("--study", str(study_file), "--run-dir", str(run_dir), "--num-cpus", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{run_dir}/mlflow.db")
+    experiment = client.get_experiment_by_name("tiny_final")
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("msinet.role") == "trial"]
+    tuned = [r for r in runs if r.data.tags["msinet.phase"] == "retrain"]
+    final = [r for r in runs if r.data.tags["msinet.phase"] == "final"]
+    assert len(tuned) == 2 and len(final) == 1
+    best = max(tuned, key=lambda r: r.data.metrics["val/mAP"])
+    run = final[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["msinet.group"] == "final"
+    assert float(run.data.params["val_fraction"]) == 0.0
+    assert run.data.params["lr"] == best.data.params["lr"]  # the chosen configuration, as it was
+    assert not any(k.startswith("val/") for k in run.data.metrics)  # no hold-out: nothing to select on
+    assert 0 < run.data.metrics["source/mAP"] <= 1
+    assert int(run.data.metrics["num_classes"]) > int(best.data.metrics["num_classes"])  # every training id
+    record = json.loads(next((run_dir / "launches" / "tiny_final").glob("*.json")).read_text())
+    assert record["phases"]["final"]["configs"][0]["lr"] == pytest.approx(float(best.data.params["lr"]))
+
+    report = subprocess.run([sys.executable, "-m", "analysis", "report", "--study", "tiny_final", "--tracking-uri",
+                             f"sqlite:///{run_dir}/mlflow.db", "--no-log"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    text = next((run_dir / "reports").iterdir()).joinpath("report.md").read_text()
+    section = text.split("## Paper-comparable numbers", 1)[1].split("\n## ", 1)[0]
+    assert run.data.tags["msinet.trial"] in section and "no hold-out" in section

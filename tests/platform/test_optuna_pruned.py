@@ -1,0 +1,34 @@
+"""Trials that early stopping ended are PRUNED in the Optuna study, with their intermediate values, not
+COMPLETE with an early value that TPE would take for a finished one."""
+
+import optuna
+from study_tune import PrunedAwareOptunaSearch
+
+
+def test_a_trial_stopped_before_its_planned_epochs_is_pruned(tmp_path):
+    from ray import tune
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    search = PrunedAwareOptunaSearch(6, seed=0, study_name="s", storage=optuna.storages.RDBStorage(storage))
+    search.set_search_properties("val/mAP", "max", {"lr": tune.loguniform(0.01, 0.1)})
+    for trial_id, last_epoch in (("stopped", 2), ("finished", 6)):
+        search.suggest(trial_id)
+        for epoch in range(1, last_epoch + 1):
+            search.on_trial_result(trial_id, {"val/mAP": 0.1 * epoch, "epoch": epoch, "training_iteration": epoch})
+        search.on_trial_complete(trial_id, {"val/mAP": 0.1 * last_epoch, "epoch": last_epoch,
+                                            "training_iteration": last_epoch, "config": {}})
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]
+    assert trials[0].intermediate_values == {1: 0.1, 2: 0.2}
+    assert trials[1].value == 0.6000000000000001
+
+
+def test_a_failed_trial_stays_failed(tmp_path):
+    from ray import tune
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    search = PrunedAwareOptunaSearch(6, seed=0, study_name="s", storage=optuna.storages.RDBStorage(storage))
+    search.set_search_properties("val/mAP", "max", {"lr": tune.loguniform(0.01, 0.1)})
+    search.suggest("broken")
+    search.on_trial_complete("broken", None, error=True)
+    assert optuna.load_study(study_name="s", storage=storage).trials[0].state == optuna.trial.TrialState.FAIL
