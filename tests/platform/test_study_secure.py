@@ -234,7 +234,20 @@ def test_ray_cluster_refuses_a_client_without_the_token(two_node_cluster):
     wrong = subprocess.run([sys.executable, "-c", probe, address], env={**other, "RAY_AUTH_TOKEN": "0" * 64},
                            capture_output=True, text=True, timeout=120)
     assert wrong.returncode != 0
-    assert "token" in wrong.stderr.lower() and "Failed to connect to Ray cluster" in wrong.stderr
+    assert "AuthenticationError" in wrong.stderr and "InvalidAuthToken" in wrong.stderr, wrong.stderr[-3000:]
+    assert "Failed to connect to Ray cluster" in wrong.stderr
+    # nor can a machine with another token join as a node
+    temp = tempfile.mkdtemp(prefix="rayt-", dir="/tmp")
+    try:
+        join = subprocess.run([str(BIN / "ray"), "start", "--address", address, "--num-cpus", "1", "--temp-dir", temp,
+                               "--disable-usage-stats"], env={**other, "RAY_AUTH_TOKEN": "0" * 64},
+                              capture_output=True, text=True, timeout=180)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    assert join.returncode != 0 and "InvalidAuthToken" in join.stdout + join.stderr, join.stderr[-3000:]
+    after = subprocess.run([sys.executable, "-c", probe, address], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert after.stdout.split()[-1] == "2", after.stderr[-2000:]
 
 
 # --- one secure launch -----------------------------------------------------------------------------------
