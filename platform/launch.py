@@ -238,7 +238,9 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
     ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None, include_dashboard=False,
              log_to_driver=args.verbose, configure_logging=True, logging_level="WARNING",
              runtime_env={"working_dir": str(ROOT), "excludes": EXCLUDES,
-                          "env_vars": {"PYTHONUNBUFFERED": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}})
+                          # the MLflow login, if any, reaches the trials on every node; it is never recorded
+                          "env_vars": {"PYTHONUNBUFFERED": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+                                       **study_tracking.credentials_env()}})
     try:
         check_resources(study, local=not args.address)
         return run_phases(study, launch, args, interrupt)

@@ -7,7 +7,9 @@ opens one parent run per launch. (Closing the runs of trials that Tune ended is 
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import tempfile
 import urllib.error
 import urllib.request
@@ -24,22 +26,65 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be reached or used; the message says which and what to do."""
 
 
+# The MLflow client reads these from the environment; launch.py hands them to the trials (runtime env), and
+# nothing records them (not the launch record, not a run's params or tags).
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def credentials_env() -> dict[str, str]:
+    """The MLflow login set in the driver's environment, for the trials' environment."""
+    return {name: os.environ[name] for name in CREDENTIALS if os.environ.get(name)}
+
+
 def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
-    """An http(s) tracking server must answer `/health` now, not after every trial has retried against it."""
+    """An http(s) tracking server must answer now, and accept our login, not after every trial has retried."""
     if not tracking_uri.startswith(("http://", "https://")):
         return
-    url = tracking_uri.rstrip("/") + "/health"
+    base = tracking_uri.rstrip("/")
+    url = base + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            if response.status == 200:
-                return
-            reason = f"HTTP {response.status}"
+            reason = "" if response.status == 200 else f"HTTP {response.status}"
     except (urllib.error.URLError, OSError) as error:
         reason = str(getattr(error, "reason", error))
-    raise TrackingError(
-        f"tracking: the MLflow server at {tracking_uri} cannot be reached ({reason} from {url}). Start it "
-        f"(on a `ray up cluster.yaml` cluster the head serves it on port 5000), fix --tracking-uri, or leave "
-        f"--tracking-uri out to record the study in the local SQLite store under runs/.")
+    if reason:
+        raise TrackingError(
+            f"tracking: the MLflow server at {tracking_uri} cannot be reached ({reason} from {url}). Start it "
+            f"(on a `ray up cluster.yaml` cluster the head serves it on port 5000), fix --tracking-uri, or leave "
+            f"--tracking-uri out to record the study in the local SQLite store under runs/.")
+    check_login(base, timeout)
+
+
+def check_login(base: str, timeout: float) -> None:
+    """One authenticated read: a server with accounts answers 401 (no or wrong login) or 403 (no permission)."""
+    request = urllib.request.Request(base + "/api/2.0/mlflow/experiments/search?max_results=1")
+    login = credentials_env()
+    user = login.get("MLFLOW_TRACKING_USERNAME")
+    if "MLFLOW_TRACKING_TOKEN" in login:
+        request.add_header("Authorization", f"Bearer {login['MLFLOW_TRACKING_TOKEN']}")
+    elif user and "MLFLOW_TRACKING_PASSWORD" in login:
+        pair = f"{user}:{login['MLFLOW_TRACKING_PASSWORD']}".encode()
+        request.add_header("Authorization", f"Basic {base64.b64encode(pair).decode()}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (urllib.error.URLError, OSError):
+        return  # /health answered; a failure here that is not about the login surfaces in the first real call
+    if status not in (401, 403):
+        return
+    how = ("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the launching shell (on a `ray up "
+           "cluster.yaml` head: source ~/mlflow/client.env, which the head's server wrote at its first start)")
+    if status == 403:
+        problem = f"refuses the account {user!r} (HTTP 403: no permission to read experiments); use an account " \
+                  f"with access, or ask the server's admin to grant it"
+    elif not login:
+        problem = f"requires an account (HTTP 401) and no login is set; {how}"
+    else:
+        problem = (f"rejected the login given by {', '.join(sorted(login))} (HTTP 401: wrong user name or "
+                   f"password); {how}")
+    raise TrackingError(f"tracking: the MLflow server at {base} {problem}.")
 
 
 def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, Any]) -> tuple[str, str]:

@@ -190,8 +190,22 @@ def test_ray_pin_in_setup_matches_requirements(cfg):
     assert set(in_yaml) == {pins["ray"]}
 
 
-def test_head_starts_ray_head_then_mlflow(cfg):
+def mlflow_server_args(cmd: str) -> tuple:
+    """(wrapper args, `mlflow server` params) of the head's MLflow command: the wrapper's own parser, then the
+    real `mlflow server` CLI (click) on exactly the command the wrapper runs."""
+    import study_mlflow_server
     from mlflow.cli import server
+
+    tokens = shlex.split(cmd.replace(";", " ; "))
+    start = next(i for i, tok in enumerate(tokens) if tok.endswith("platform/study_mlflow_server.py")) + 1
+    end = next(i for i in range(start, len(tokens)) if tokens[i] in {";", "&", ">"} or tokens[i][0] in "<>")
+    args, rest = study_mlflow_server.parse_args(tokens[start:end])
+    command = study_mlflow_server.server_command(rest)
+    assert command[1] == "server"
+    return args, server.make_context("mlflow server", command[2:]).params
+
+
+def test_head_starts_ray_head_then_mlflow(cfg):
     from ray.scripts.scripts import start
 
     head = cfg["head_start_ray_commands"]
@@ -200,28 +214,101 @@ def test_head_starts_ray_head_then_mlflow(cfg):
     params = click_params(start, "ray start", ray_head)
     assert params["head"] and params["port"] == 6379
     assert params["autoscaling_config"] == "~/ray_bootstrap_config.yaml"
-    assert params["dashboard_host"] == "0.0.0.0"
 
-    mlflow = only(head, "mlflow server")
+    mlflow = only(head, "study_mlflow_server.py")
     assert head.index(mlflow) > head.index(ray_head)
-    params = click_params(server, "mlflow server", mlflow)
+    _, params = mlflow_server_args(mlflow)
     assert params["host"] == "0.0.0.0"  # reachable from the workers
     assert params["port"] not in {6379, 8076, 8265, 10001}
     assert params["backend_store_uri"].startswith("sqlite:///$HOME/")
     assert params["artifacts_destination"] and params["serve_artifacts"]
     # in the background, detached from the ssh session, so `ray up` returns
-    assert "nohup mlflow server" in mlflow and re.search(r"< ?/dev/null &", mlflow)
+    assert re.search(r"nohup \S+python \S+platform/study_mlflow_server\.py", mlflow)
+    assert re.search(r"< ?/dev/null &", mlflow)
     assert subprocess.run(["bash", "-n", "-c", mlflow]).returncode == 0
 
 
 def test_launch_hint_matches_mlflow_port(cfg):
-    from mlflow.cli import server
-
-    port = click_params(server, "mlflow server", only(cfg["head_start_ray_commands"], "mlflow server"))["port"]
+    port = mlflow_server_args(only(cfg["head_start_ray_commands"], "study_mlflow_server.py"))[1]["port"]
     text = CLUSTER_YAML.read_text()
     assert "platform/launch.py --study" in text and "--address auto" in text
     assert f"--tracking-uri http://<head-ip>:{port}" in text
     assert "--storage-path s3://" in text
+
+
+# --- security: Ray token, dashboard on loopback, MLflow accounts -------------------------------------------
+
+
+TOKEN = "~/.ray/auth_token"  # where `ray get-auth-token --generate` writes, and where Ray looks by default
+
+
+def test_ray_token_is_shipped_to_every_node_and_kept_private(raw, cfg):
+    assert raw["file_mounts"][TOKEN] == TOKEN  # from the user's machine; the head passes it on to the workers
+    for role in ("head_setup_commands", "worker_setup_commands"):
+        setup = cfg[role]
+        assert f"chmod 600 {TOKEN}" in setup, role
+        bashrc = only(setup, "RAY_AUTH_MODE=token", ".bashrc")  # the driver's and `ray status`'s shells too
+        assert subprocess.run(["bash", "-n", "-c", bashrc]).returncode == 0
+    text = CLUSTER_YAML.read_text()
+    assert f"ray get-auth-token --generate >/dev/null && chmod 600 {TOKEN}" in text  # the documented first step
+
+
+def test_every_ray_start_requires_the_token(cfg):
+    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2
+    for cmd in starts:
+        assert re.search(r"(^|[;&|]\s*)RAY_AUTH_MODE=token ray start ", cmd), cmd
+
+
+def test_dashboard_listens_on_the_heads_loopback_only(cfg):
+    from ray.scripts.scripts import start
+
+    params = click_params(start, "ray start", only(cfg["head_start_ray_commands"], "ray start", "--head"))
+    assert params["dashboard_host"] == "127.0.0.1"  # `ray dashboard cluster.yaml` forwards it over SSH
+    assert params["include_dashboard"] is not False
+    lines = CLUSTER_YAML.read_text().splitlines()
+    i = next(i for i, ln in enumerate(lines) if "--dashboard-host=127.0.0.1" in ln)
+    assert any("EDIT" in ln and "--dashboard-host=0.0.0.0" in ln for ln in lines[i - 6:i])  # the one opt-out
+
+
+def test_mlflow_server_has_accounts_and_checks_the_host(cfg):
+
+    _, params = mlflow_server_args(only(cfg["head_start_ray_commands"], "study_mlflow_server.py"))
+    assert params["app_name"] == "basic-auth"
+    port = params["port"]
+    hosts = params["allowed_hosts"].split(",")
+    assert hosts[1:] == [f"localhost:{port}", f"127.0.0.1:{port}"]
+    private = hosts[0].rsplit(":", 1)
+    assert private[1] == str(port) and private[0].startswith("$(hostname -I")  # the head's private address
+    assert not any("client.env" in c for c in cfg["worker_setup_commands"])  # the workers get it per launch
+
+
+def test_shells_on_the_head_get_the_token_mode_and_the_mlflow_login(cfg, tmp_path):
+    """The real setup lines, run twice in a fake home, then a shell that sources ~/.bashrc: the server's
+    client.env (written where the head's command points --home) logs it in, and token mode is on."""
+    import study_mlflow_server
+
+    wrapper, _ = mlflow_server_args(only(cfg["head_start_ray_commands"], "study_mlflow_server.py"))
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    lines = [only(cfg["head_setup_commands"], "RAY_AUTH_MODE=token", ".bashrc"),
+             only(cfg["head_setup_commands"], "client.env", ".bashrc")]
+    for _ in range(2):  # `ray up` again: no second copy
+        for line in lines:
+            subprocess.run(["bash", "-c", line], env=env, check=True)
+    assert len((tmp_path / ".bashrc").read_text().splitlines()) == 2
+    home = Path(str(wrapper.home).replace("~", str(tmp_path), 1))
+    shell = ["bash", "-c", ". ~/.bashrc; echo $RAY_AUTH_MODE $MLFLOW_TRACKING_USERNAME $MLFLOW_TRACKING_PASSWORD"]
+    assert subprocess.run(shell, env=env, capture_output=True, text=True).stdout.split() == ["token"]  # no server yet
+    password = study_mlflow_server.ensure_secrets(home)["admin_password"]
+    study_mlflow_server.write_client_env(home, password)
+    out = subprocess.run(shell, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["token", "admin", password]
+
+
+def test_no_secret_or_password_in_the_cluster_file(raw):
+    text = CLUSTER_YAML.read_text()
+    for key in ("MLFLOW_TRACKING_PASSWORD=", "MLFLOW_AUTH_ADMIN_PASSWORD", "RAY_AUTH_TOKEN=", "admin_password ="):
+        assert key not in text, key
 
 
 def test_workers_join_the_head(cfg):

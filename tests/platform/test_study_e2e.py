@@ -1,13 +1,12 @@
-"""The smoke study end to end on a real local Ray instance, a real two-node Ray cluster, and after an interruption.
+"""The smoke study end to end on a real local Ray instance and after an interruption (a two-node cluster with
+security on: test_study_secure.py).
 
 Epochs are cut with --set so that each launch takes about a minute on 2 cores; everything else is the
 shipped smoke study: Optuna, ASHA, two search trials in parallel, the genotype hand-over, MLflow runs.
 """
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -148,34 +147,4 @@ def test_interrupted_study_resumes_without_duplicates(run_dir):
     assert len(tune_dirs) == 1 and len([p for p in tune_dirs[0].iterdir() if p.is_dir()]) == 2
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def two_node_cluster(tmp_path):
-    """A head and a second node started with `ray start`, separate processes, one CPU each."""
-    ray = str(Path(sys.executable).parent / "ray")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    common = ["--num-cpus", "1", "--disable-usage-stats"]
-    try:
-        subprocess.run([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
-                       check=True, env=env, capture_output=True, timeout=120)
-        subprocess.run([ray, "start", "--address", address, *common], check=True, env=env, capture_output=True,
-                       timeout=120)
-        yield address, env
-    finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
-
-
-def test_smoke_study_on_a_two_node_cluster(launch, run_dir, two_node_cluster):
-    address, env = two_node_cluster
-    result = launch("--study", "smoke", "--run-dir", str(run_dir), "--address", address, *SHORT, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    trials = check_store(run_dir, expect_trials=4)
-    nodes = {r.data.tags["env.ray_node"] for r in trials}
-    assert len(nodes) == 2, f"trials ran on {len(nodes)} node(s), expected both"
+# The two-node `ray start` cluster (token on, with an MLflow server with accounts): test_study_secure.py.
