@@ -8,6 +8,7 @@ DataFrames) and `analysis.figures` (DataFrames -> PNGs). A section without data 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,8 @@ def _header(tracking_uri: str, study: str, experiment_id: str, label: str, launc
     if launches.empty:
         lines += [f"**The study {study!r} has no launches yet** (no parent run tagged `msinet.role=launch` in its "
                   "experiment): nothing to report.", ""]
-    launch_facts = [f"{row.launch} (parent run `{row.run_id}`, {row.status}, started {_cell(row.start_time)})"
-                    for row in launches.itertuples()]
+    launch_facts = [f"{row['launch']} (parent run `{row['run_id']}`, {launch_state(row)}, started "
+                    f"{_cell(row['start_time'])})" for _, row in launches.iterrows()]
     lines += [f"- **study**: {study}",
               f"- **launch{'es' if len(launches) > 1 else ''}**: {'; '.join(launch_facts) or 'none'}",
               f"- **scale**: {', '.join(sorted({str(s) for s in launches['scale'].dropna()})) or 'unknown'}",
@@ -129,6 +130,24 @@ def _header(tracking_uri: str, study: str, experiment_id: str, label: str, launc
     serve = "" if is_server(tracking_uri) else f" (serve the store first: `{ui_command(tracking_uri)}`)"
     lines.append(f"- **MLflow runs table**: <{url}>{serve}")
     return lines
+
+
+HEARTBEAT_TAG = "tags.msinet.heartbeat"
+SILENT_AFTER_S = 300  # a live driver refreshes its heartbeat every 30 s
+
+
+def launch_state(row: pd.Series, now: float | None = None) -> str:
+    """The parent run's status; a RUNNING launch whose driver has been silent for minutes is interrupted."""
+    if row["status"] != "RUNNING":
+        return "interrupted (KILLED)" if row["status"] == "KILLED" else str(row["status"])
+    beat = pd.to_numeric(row.get(HEARTBEAT_TAG), errors="coerce")
+    if pd.isna(beat):
+        return "RUNNING"
+    silent = (now if now is not None else time.time()) - float(beat)
+    if silent > SILENT_AFTER_S:
+        return (f"**interrupted**: RUNNING in MLflow, but its driver has been silent for {silent / 60:.0f} min "
+                "(killed?); `python platform/launch.py --study ... --resume` continues it")
+    return "running (live)"
 
 
 def _trial_summary(runs: pd.DataFrame) -> str:

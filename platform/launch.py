@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself s
 import study_data  # noqa: E402
 import study_spec  # noqa: E402
 import study_tracking  # noqa: E402
+from study_launches import LaunchError, LaunchLock, claim_launch, resumable, save  # noqa: E402
 
 from trials.config import ConfigError  # noqa: E402
 
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--synthetic", action="store_true",
                    help="generate stand-in data in the datasets' real layouts under runs/synthetic and use it")
     p.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: a local Ray instance")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--num-cpus", type=_positive, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. http://HEAD:5000 (default: sqlite:///RUN_DIR/mlflow.db)")
     p.add_argument("--storage-path", help="Ray Tune results and checkpoints, on storage all nodes share "
                    "(default: RUN_DIR/tune)")
@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except (study_spec.StudyError, ConfigError, study_data.DataError, study_tracking.TrackingError,
             LaunchError) as error:
         return _fail(str(error))
-
-
-class LaunchError(RuntimeError):
-    """A launch that cannot start or continue; the message says why and what to do."""
+    except KeyboardInterrupt:  # a second Ctrl-C, or one during Ray's start or shutdown
+        print("\nstopped at once; python platform/launch.py --study ... --resume continues an interrupted launch",
+              file=sys.stderr)
+        return 130
 
 
 def new_launch(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,13 +111,14 @@ def new_launch(args: argparse.Namespace) -> dict[str, Any]:
     synthetic = args.synthetic or (study.synthetic and args.data_dir is None)
     data_dir = (runs / "synthetic") if synthetic and args.data_dir is None else (args.data_dir or ROOT / "data")
     tracking_uri = args.tracking_uri or f"sqlite:///{runs / 'mlflow.db'}"
-    launch_id = time.strftime("%Y%m%d-%H%M%S")
+    check_writable(runs, "--run-dir", create=False)
+    study_tracking.check_uri(tracking_uri)
     return {
-        "study": study.to_dict(), "launch": launch_id, "seed": args.seed, "synthetic": synthetic,
+        "study": study.to_dict(), "launch": None, "seed": args.seed, "synthetic": synthetic,  # claimed by run()
         "data_dir": str(Path(data_dir).expanduser().resolve()), "tracking_uri": tracking_uri,
         "optuna_storage": optuna_storage(tracking_uri, runs),
         "storage_path": storage_path(args.storage_path, runs),
-        "state_file": str(runs / "launches" / study.name / f"{launch_id}.json"), "phases": {}, "status": "new",
+        "records": str(runs / "launches" / study.name), "phases": {}, "status": "new",
     }
 
 
@@ -131,16 +132,7 @@ def resume_launch(args: argparse.Namespace) -> dict[str, Any]:
         raise LaunchError(f"--resume continues a launch with the plan it started with; drop {', '.join(changed)} "
                           f"(or start a new launch without --resume)")
     name = study_spec.study_path(args.study).stem
-    folder = args.run_dir.expanduser().resolve() / "launches" / name
-    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if args.resume != "latest":
-        files = [f for f in files if f.stem == args.resume]
-    unfinished = [f for f in files if json.loads(f.read_text())["status"] != "finished"]
-    if not unfinished:
-        which = "that launch" if args.resume != "latest" else f"study {name!r}"
-        raise LaunchError(f"--resume: no interrupted launch of {which} in {folder} "
-                          f"(launches: {', '.join(f.stem for f in files) or 'none'}); start one without --resume")
-    launch = json.loads(unfinished[-1].read_text())
+    launch = resumable(args.run_dir.expanduser().resolve() / "launches" / name, args.resume, name)
     launch["resumed"] = True
     return launch
 
@@ -224,10 +216,42 @@ def print_plan(launch: dict[str, Any]) -> None:
 def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
     study = study_of(launch)
     study_tracking.check_reachable(launch["tracking_uri"])
+    runs = args.run_dir.expanduser().resolve()
+    check_writable(runs, "--run-dir")
     data_dir = Path(launch["data_dir"])
     if launch["synthetic"]:
         study_data.prepare_synthetic(study, data_dir, launch["seed"])
-    study_data.check_data(study, data_dir, launch["synthetic"])
+    study_data.check_data(study, data_dir, launch["synthetic"], runs / "image_check.json")
+    if launch["launch"] is None:
+        launch["launch"], record = claim_launch(Path(launch["records"]))
+        launch["state_file"] = str(record)
+    lock = LaunchLock(Path(launch["state_file"]))
+    lock.acquire()  # held until this driver exits: a second driver cannot --resume this launch meanwhile
+    try:
+        return run_locked(study, launch, args)
+    finally:
+        lock.release()
+
+
+def check_writable(folder: Path, flag: str, create: bool = True) -> None:
+    """A run folder we cannot write would fail minutes later, inside Ray or MLflow: say so now. Without
+    `create` (a dry run) only what can be seen without writing is checked."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise LaunchError(f"{flag} {folder}: {existing} is a file, not a folder; give a folder path")
+    if not create:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise LaunchError(f"{flag} {folder}: cannot write there ({error.strerror or error}); give a folder you "
+                          "can write") from None
+
+
+def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace) -> int:
     print_plan(launch)
 
     import ray
@@ -287,6 +311,8 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     from ray import tune
 
     if launch.get("parent_run_id"):
+        # After a crash the runs of the trials that were running say RUNNING; they resume (and say so) below.
+        study_tracking.end_running_trials(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"])
         study_tracking.reopen_parent(launch["tracking_uri"], launch["parent_run_id"])
     else:
         launch["experiment_id"], launch["parent_run_id"] = study_tracking.open_parent(
@@ -338,6 +364,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     except KeyboardInterrupt:
         launch["status"] = "interrupted"
         save(launch)
+        study_tracking.end_running_trials(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"])
         study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "KILLED")
         where = "" if args.run_dir.expanduser().resolve() == RUNS else f" --run-dir {args.run_dir}"
         print(f"\ninterrupted. Continue with: python platform/launch.py --study {study.name} --resume "
@@ -346,6 +373,8 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     except Exception:
         launch["status"] = "failed"
         save(launch)
+        study_tracking.end_running_trials(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"],
+                                          "FAILED")
         study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "FAILED")
         raise
 
@@ -401,15 +430,6 @@ def print_summary(table, launch: dict[str, Any], study: study_spec.Study) -> Non
         print(f"see it: {ui_command(uri)}")
         print(f"   then open {runs_table_url('http://127.0.0.1:5000', launch['experiment_id'])}")
     print(f"Optuna studies: {launch['optuna_storage']} (study names {study.name}-{launch['launch']}-PHASE)")
-
-
-def save(launch: dict[str, Any]) -> None:
-    """Written atomically: an interruption mid-write must not lose the record of finished phases."""
-    path = Path(launch["state_file"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(launch, indent=2, default=str))
-    tmp.replace(path)
 
 
 def _positive(text: str) -> int:

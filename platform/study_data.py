@@ -38,18 +38,24 @@ def prepare_synthetic(study: Study, data_dir: Path, seed: int = 0) -> dict[str, 
 
     counts = {}
     for index, (name, role) in enumerate(sorted(datasets(study).items())):
+        if name not in SYNTHETIC_IDS:
+            raise DataError(f"data: --synthetic has no stand-in for dataset {name!r}; stand-ins exist for "
+                            f"{', '.join(SYNTHETIC_IDS)}. Fix the dataset name, or give --data-dir with the real "
+                            "data")
         counts[name] = synthesize(name, data_dir, ids=SYNTHETIC_IDS[name], seed=seed + index,
                                   domain="A" if role == "source" else "B")
     return counts
 
 
-def check_data(study: Study, data_dir: Path, synthetic: bool) -> None:
-    """Load every dataset once; a failure becomes one paragraph naming the layout and the way out."""
+def check_data(study: Study, data_dir: Path, synthetic: bool, image_cache: Path | None = None) -> None:
+    """Load every dataset once and open every image once (cached in `image_cache`); a failure becomes one
+    paragraph naming the layout or the bad files, and the way out."""
     from trials.data import DatasetError, load_dataset
+    from trials.data.integrity import check_dataset_images
 
     for name in sorted(datasets(study)):
         try:
-            load_dataset(name, data_dir)
+            check_dataset_images(load_dataset(name, data_dir), image_cache)
         except DatasetError as error:
             hint = "" if synthetic else (
                 f" To run study {study.name!r} without the real data, add --synthetic: stand-in images are "

@@ -31,7 +31,7 @@ from study_fields import (
     parse_genotypes,
 )
 
-from trials.config import KINDS, SCALES, ConfigError, make_config
+from trials.config import KINDS, SCALES, ConfigError, make_config, reported_metrics
 
 STUDY_DIR = Path(__file__).resolve().parent / "studies"
 STUDY_KEYS = ("description", "metric", "mode", "optimise_test_metric", "default_scale", "synthetic", "phases",
@@ -99,8 +99,11 @@ def sample_count(phase: Phase, genotypes: list[str]) -> int:
 def study_path(name: str, study_dir: Path = STUDY_DIR) -> Path:
     """A study name (a file in platform/studies) or a path to a study file."""
     candidate = Path(name)
-    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
-        return candidate.resolve()
+    if candidate.suffix in (".yaml", ".yml"):
+        if candidate.is_file():
+            return candidate.resolve()
+        raise StudyError(f"--study {name}: no such study file ({candidate.resolve()}); known studies: "
+                         f"{', '.join(available(study_dir)) or 'none'} (python platform/launch.py --list)")
     path = study_dir / f"{name}.yaml"
     if not path.exists():
         known = ", ".join(available(study_dir)) or "none"
@@ -141,7 +144,12 @@ def load_study(name: str, scale: str | None = None, overrides: dict[str, Any] | 
         _apply(document, key, value, f"{where}: scales.{scale}")
     for key, value in (overrides or {}).items():
         _apply(document, key, value, "--set")
-    study = _build(document, path.stem, where, scale)
+    try:
+        study = _build(document, path.stem, where, scale)
+    except StudyError as error:  # name the --set pair a bad value came from, not only the file
+        culprit = next((f"{k}={v}" for k, v in (overrides or {}).items()
+                        if k.split(".")[-1] in str(error) or str(v) in str(error)), None)
+        raise StudyError(f"--set {culprit}: {error}" if culprit else str(error)) from None
     study.overrides = dict(overrides or {})
     return study
 
@@ -231,6 +239,14 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
     for phase_name, raw in raw_phases.items():
         phases.append(_phase(str(phase_name), raw, f"{where}: phases.{phase_name}", scale,
                              {p.name: p.kind for p in phases}))
+    for phase in phases:
+        if phase.configs:
+            continue  # a final phase has no hold-out and selects nothing
+        cross = bool(phase.config.get("target_dataset") or phase.grid.get("target_dataset"))
+        known = reported_metrics(phase.kind, cross)
+        if metric not in known:
+            raise StudyError(f"{where}: metric: {metric!r} is not reported by the trials of phase {phase.name!r} "
+                             f"({phase.kind}); they report {', '.join(sorted(known))}" + did_you_mean(metric, known))
     return Study(name=name, path=where, description=description.strip(), metric=metric, mode=mode,
                  optimise_test_metric=optimise_test, scale=scale, synthetic=synthetic, phases=phases)
 

@@ -25,7 +25,7 @@ from ray.tune.search.optuna import OptunaSearch
 from study_spec import Phase, Study, sample_count, trial_values
 
 from trials.config import make_config
-from trials.tracking import MLflowHook
+from trials.tracking import MLflowHook, store_lock
 from trials.tune_entry import run_trial, trial_group, trial_run_name
 
 RESULT_KEYS = ("val/mAP", "val/rank1", "source/mAP", "source/rank1", "source/rank5", "source/mINP", "target/mAP",
@@ -92,9 +92,11 @@ def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[
     elif phase.space:
         import optuna
 
+        with store_lock(optuna_storage):  # a fresh Optuna file opened by two drivers at once races too
+            storage = optuna.storages.RDBStorage(optuna_storage)
         search_alg = PrunedAwareOptunaSearch(
             planned_epochs(phase.kind, phase.config), points_to_evaluate=warm_start_points(phase, genotypes) or None,
-            seed=seed, study_name=name, storage=optuna.storages.RDBStorage(optuna_storage))
+            seed=seed, study_name=name, storage=storage)
     scheduler = None
     if phase.early_stopping:
         max_t = make_config(phase.kind, phase.config).epochs
@@ -144,7 +146,7 @@ def trainable(phase: Phase, context: dict[str, Any]):
 def run_config(phase: Phase, context: dict[str, Any], storage_path: str, name: str, verbose: bool) -> tune.RunConfig:
     callbacks: list[tune.Callback] = [Progress(phase.name, phase.kind, phase.space, verbose)]
     if context.get("tracking_uri"):
-        callbacks.append(TrialRunStatus(context))
+        callbacks += [TrialRunStatus(context), Heartbeat(context)]
     return tune.RunConfig(
         name=name, storage_path=storage_path, verbose=0, callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=phase.max_failures),
@@ -301,6 +303,23 @@ class TrialRunStatus(tune.Callback):
                     hook.finish(result, Path(directory))
             else:
                 hook.finish(result)
+
+
+class Heartbeat(tune.Callback):
+    """Refreshes the parent run's heartbeat tag while the driver lives, so that a report can tell a launch
+    whose driver was killed (RUNNING, heartbeat old) from one that is running."""
+
+    def __init__(self, context: dict[str, Any], every: float = 30.0):
+        self.context = context
+        self.every = every
+        self.last = 0.0
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        if time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            from study_tracking import beat
+
+            beat(self.context["tracking_uri"], self.context["parent_run_id"])
 
 
 def planned_epochs(kind: str, config: dict[str, Any]) -> int:

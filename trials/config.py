@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,6 +129,18 @@ SMOKE_PRESET: dict[str, Any] = {
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
+SCORES = ("mAP", "rank1", "rank5", "rank10", "mINP")
+
+
+def reported_metrics(kind: str, cross_domain: bool) -> set[str]:
+    """The numeric metrics a trial of `kind` reports (what a study may optimise or stop on)."""
+    keys = {"epoch", "lr", "epoch_seconds", *(f"{p}/{s}" for p in ("val", "source") for s in SCORES)}
+    if cross_domain:
+        keys |= {f"target/{s}" for s in SCORES}
+    if kind == "search":
+        return keys | {"loss/weight", "loss/architecture", "arch_lr", "alpha/entropy"}
+    return keys | {"loss", "loss/ce_global", "loss/triplet_global", "loss/ce_part", "loss/triplet_part", "loss/sam",
+                   "images_per_second", "params", "params_no_classifier", "macs"}
 
 
 def make_config(kind: str, values: dict[str, Any] | None = None) -> TrialConfig:
@@ -177,10 +190,14 @@ def _coerce(name: str, value: Any) -> Any:
                 raise ValueError(value)
             return int(value)
         if kind.startswith("float"):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(value)
+            return number
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected {kind}, got {value!r}") from None
+        expected = "a finite float" if kind.startswith("float") else kind
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}") from None
 
 
 def _validate(c: TrialConfig) -> None:

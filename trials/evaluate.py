@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--genotype", help="genotype when the weights file holds none (default msmt)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking of the distances")
     parser.add_argument("--test-neck", action="store_true", help="use the BN-neck features (cross-domain)")
-    parser.add_argument("--height", type=int, help="input height (default 256)")
-    parser.add_argument("--width", type=int, help="input width (default 128 persons, 256 vehicles)")
+    parser.add_argument("--height", type=int, help="input height (default: the size the weights were trained at, "
+                        "else 256)")
+    parser.add_argument("--width", type=int, help="input width (default: as trained, else 128 persons, 256 vehicles)")
     parser.add_argument("--vehicleid-test-size", default="2400", choices=["800", "1600", "2400", "all"],
                         help="VehicleID test list (default 2400, as the authors); all: score the three lists, "
                         "as papers report them, under PREFIX/testN/...")
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_weights(args: argparse.Namespace) -> dict[str, Any]:
+    if args.height is None and args.width is None:  # score at the size the weights were trained at
+        args.height, args.width = trained_size(args.weights)
     cfg = make_config("retrain", {
         "dataset": args.dataset, "data_dir": str(Path(args.data_dir).expanduser().resolve()),
         "target_dataset": args.target_dataset, "height": args.height, "width": args.width,
@@ -82,21 +86,60 @@ def score_test_lists(model, cfg: TrialConfig, device: torch.device, every_list: 
     return metrics
 
 
+def read_weights(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, what the file says about the network): our `model.pt`, a retrain's `checkpoint/state.pt`
+    (it holds the model too), or the authors' `{'state_dict': ...}`. Unreadable files name themselves."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"--weights {path}: no such file")
+    try:
+        try:
+            contents = torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            if file.name != "state.pt":
+                raise
+            contents = torch.load(file, map_location="cpu", weights_only=False)  # our own trial state
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"--weights {path}: not a readable PyTorch file ({str(error).splitlines()[0]}); expected "
+                         "the model.pt of a retrain (RUN/checkpoint/model.pt) or the authors' weights file") from None
+    if isinstance(contents, dict) and "alpha_history" in contents:
+        raise ValueError(f"--weights {path}: this is a search trial's state (a supernet); retrain its genotype "
+                         f"first: python -m trials.retrain --genotype {file.parent / 'genotype.json'} ...")
+    if isinstance(contents, dict) and "model" in contents and "config" in contents:  # a retrain's state.pt
+        from trials.retrain import resolve_retrain_genotype
+
+        config = contents["config"]
+        genotype = resolve_retrain_genotype(config["genotype"], config["seed"])
+        return spaces.msinet.extract_state_dict(contents["model"]), {
+            "genotype": str(genotype), "sam_mode": config.get("sam_mode", "none"), "config": config}
+    try:
+        state = spaces.msinet.extract_state_dict(contents)
+    except ValueError as error:
+        raise ValueError(f"--weights {path}: {error}") from None
+    return state, contents if isinstance(contents, dict) else {}
+
+
 def load_model(weights: str | None, genotype: str | None, vehicle: bool, test_neck: bool):
     """Our checkpoints rebuild themselves; other files need a genotype and get a load report."""
     if weights is None:
         return spaces.build_msinet(genotype or "msmt", 1, vehicle=vehicle, test_neck=test_neck), None
-    if not Path(weights).is_file():
-        raise FileNotFoundError(f"--weights {weights}: no such file")
-    contents = torch.load(weights, map_location="cpu", weights_only=True)
-    state = spaces.msinet.extract_state_dict(contents)
-    meta = contents if isinstance(contents, dict) else {}
+    state, meta = read_weights(weights)
     chosen = genotype or meta.get("genotype") or "msmt"
     classes = state["classifier.weight"].shape[0] if "classifier.weight" in state else 1
     sam_mode = meta.get("sam_mode") or ("pos_neg" if any(k.startswith("align_module.") for k in state)
                                         else "none")
     model = spaces.build_msinet(chosen, classes, sam_mode=sam_mode, vehicle=vehicle, test_neck=test_neck)
-    return model, spaces.load_weights(model, weights)
+    return model, spaces.load_weights(model, state)
+
+
+def trained_size(weights: str | None) -> tuple[int | None, int | None]:
+    """The input size the weights were trained at, when the file records it (our checkpoints do)."""
+    if weights is None:
+        return None, None
+    config = read_weights(weights)[1].get("config")
+    if not isinstance(config, dict) or "height" not in config:
+        return None, None
+    return make_config("retrain", {k: config[k] for k in ("dataset", "height", "width") if k in config}).image_size
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -105,11 +105,12 @@ def train_epoch(model, loader, optimizer, cfg: TrialConfig, device, epoch: int) 
         with autocast(device, cfg.amp):
             out = model(inputs)
         terms = retrain_losses(out, pids, cfg)
-        check_finite(terms, epoch + 1, iteration + 1)
         total = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
+        check_finite(terms, epoch + 1, iteration + 1, optimizer.param_groups[0]["lr"],
+                     [*model.parameters(), *model.buffers()])
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach().float()
         steps += 1

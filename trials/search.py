@@ -118,7 +118,8 @@ def search_epoch(model, train, valid_batches: Iterator, architect, train_criteri
     for iteration, train_batch in enumerate(batches):
         losses = search_step(model, architect, train_criterion, optimizer, train_batch, next(valid_batches),
                              iteration > 0, cfg, device)
-        check_finite(losses, epoch + 1, iteration + 1)
+        check_finite(losses, epoch + 1, iteration + 1, optimizer.param_groups[0]["lr"],
+                     [*model.parameters(), *model.buffers()])
         weight_sum = weight_sum + losses["weight"]
         if "architecture" in losses:
             arch_sum += float(losses["architecture"])

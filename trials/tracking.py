@@ -17,17 +17,20 @@ fluent `mlflow.start_run`, no global state), so the hook works the same in the d
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import numbers
 import socket
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 TRIAL_TAG = "msinet.trial"
 PARENT_TAG = "mlflow.parentRunId"
+DIVERGED_TAG = "msinet.diverged"
 FINAL_KEY = "source/mAP"
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
@@ -41,29 +44,48 @@ CHECKPOINT_ARTEFACTS = ("model.pt",)
 def ensure_store(tracking_uri: str, experiment_name: str, artifact_location: str | None = None) -> str:
     """The experiment's id, creating it (and, for a fresh SQLite file, the store's tables) when missing.
 
-    Call it once in the driver before any trial starts: many processes opening a fresh SQLite store at
-    once race on creating its tables. For a `sqlite:///` store without an explicit `artifact_location`
-    the artefacts go to `artifacts/<experiment>` beside the database file (MLflow's default would be
-    `./mlruns` under whatever folder the driver runs in).
+    Call it once in the driver before any trial starts. Many processes opening a fresh SQLite store at once
+    race on creating its tables (two launches into a new run folder did: `duplicate column name`), so the
+    first opening happens under a file lock. For a `sqlite:///` store without an explicit
+    `artifact_location` the artefacts go to `artifacts/<experiment>` beside the database file (MLflow's
+    default would be `./mlruns` under whatever folder the driver runs in).
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is not None:
-        if experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
-    if artifact_location is None:
-        artifact_location = _default_artifact_location(tracking_uri, experiment_name)
-    try:
-        return client.create_experiment(experiment_name, artifact_location=artifact_location)
-    except MlflowException:  # another driver created it between the look-up and the creation
+    with store_lock(tracking_uri):
+        client = MlflowClient(tracking_uri)
         experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                client.restore_experiment(experiment.experiment_id)
+            return experiment.experiment_id
+        if artifact_location is None:
+            artifact_location = _default_artifact_location(tracking_uri, experiment_name)
+        try:
+            return client.create_experiment(experiment_name, artifact_location=artifact_location)
+        except MlflowException:  # another process created it between the look-up and the creation
+            experiment = client.get_experiment_by_name(experiment_name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock beside a SQLite store (MLflow's or Optuna's) while it is created or migrated;
+    other stores need none."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class MLflowHook:
@@ -136,6 +158,15 @@ class MLflowHook:
         self._log_params(run)
         self._log_tags(self.run_id, environment_tags())
         return self.run_id
+
+    def mark_diverged(self, message: str) -> None:
+        """Remember on the run that the trial diverged, so a retry of it fails at once."""
+        self.client.set_tag(self.open(), DIVERGED_TAG, _clip(str(message), MAX_TAG_VALUE))
+
+    def diverged(self) -> str | None:
+        """The divergence an earlier attempt of this trial recorded, if any."""
+        run = self._find()
+        return run.data.tags.get(DIVERGED_TAG) if run is not None else None
 
     def fail(self, message: str) -> None:
         """Tag the run with the error and mark it FAILED (creating it if the trial died before reporting)."""

@@ -8,9 +8,11 @@ keeps logging into its own run instead of opening a second one.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from trials.config import make_config
+from trials.runtime.divergence import NonFiniteLossError
 from trials.runtime.session import TuneSession
 from trials.tracking import MLflowHook
 
@@ -38,7 +40,20 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
         from trials.search import run_search as run
     else:
         from trials.retrain import run_retrain as run
-    run(cfg, TuneSession(hooks))
+    marker = Path(tune.get_context().get_trial_dir()) / DIVERGED
+    earlier = marker.read_text() if marker.exists() else (hooks[0].diverged() if hooks else None)
+    if earlier:  # the same seed diverges the same way again: fail at once instead of re-training to it
+        raise NonFiniteLossError(f"{earlier} [an earlier attempt of this trial diverged; not retried]")
+    try:
+        run(cfg, TuneSession(hooks))
+    except NonFiniteLossError as error:
+        marker.write_text(str(error))
+        if hooks:
+            hooks[0].mark_diverged(str(error))
+        raise
+
+
+DIVERGED = "diverged.txt"
 
 
 def trial_run_name(phase: str, trial_id: str) -> str:

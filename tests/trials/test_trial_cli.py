@@ -1,8 +1,10 @@
 """The standalone commands: JSON on the last line, clear errors and a non-zero exit on bad input."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,12 +28,55 @@ def test_retrain_then_evaluate_its_checkpoint(synthetic_root, tmp_path):
     again = _run("trials.retrain", "--scale", "smoke", "--data-dir", str(synthetic_root), "--out", str(out))
     assert again.returncode == 2 and "--resume" in again.stderr  # nothing recorded is overwritten
 
+    # --resume of a finished run: results untouched, the recorded metrics as the last line
+    recorded = (out / "metrics.json").read_text()
+    complete = _run("trials.retrain", "--scale", "smoke", "--data-dir", str(synthetic_root), "--epochs", "1",
+                    "--ids-per-batch", "4", "--out", str(out), "--resume")
+    assert complete.returncode == 0, complete.stderr
+    assert "is complete" in complete.stderr
+    assert json.loads(complete.stdout.strip().splitlines()[-1]) == final
+    assert (out / "metrics.json").read_text() == recorded
+
+    # scored at the size the weights were trained at (64x32 at smoke scale) without being told
     scored = _run("trials.evaluate", "--weights", str(out / "checkpoint" / "model.pt"), "--dataset",
-                  "market1501", "--data-dir", str(synthetic_root), "--height", "64")
+                  "market1501", "--data-dir", str(synthetic_root))
     assert scored.returncode == 0, scored.stderr
     metrics = json.loads(scored.stdout.strip().splitlines()[-1])
     assert metrics["genotype"] == final["genotype"]
     assert abs(metrics["source/mAP"] - final["source/mAP"]) < 1e-6
+
+    # the state.pt beside model.pt holds the same network
+    from_state = _run("trials.evaluate", "--weights", str(out / "checkpoint" / "state.pt"), "--dataset",
+                      "market1501", "--data-dir", str(synthetic_root))
+    assert from_state.returncode == 0, from_state.stderr
+    assert abs(json.loads(from_state.stdout.strip().splitlines()[-1])["source/mAP"] - final["source/mAP"]) < 1e-6
+
+    # a truncated file is named, not a torch traceback
+    broken = tmp_path / "truncated.pt"
+    broken.write_bytes((out / "checkpoint" / "model.pt").read_bytes()[:5000])
+    bad = _run("trials.evaluate", "--weights", str(broken), "--dataset", "market1501", "--data-dir",
+               str(synthetic_root))
+    assert bad.returncode == 2 and str(broken) in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_standalone_trial_says_how_to_continue(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    trial = subprocess.Popen([sys.executable, "-m", "trials.retrain", "--scale", "smoke", "--data-dir",
+                              str(synthetic_root), "--epochs", "30", "--out", str(out)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "checkpoint" / "state.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        trial.send_signal(signal.SIGINT)
+        _, err = trial.communicate(timeout=120)
+    finally:
+        if trial.poll() is None:
+            trial.kill()
+    assert trial.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert f"--out {out}" in err and "--resume" in err
 
 
 @pytest.mark.slow
@@ -49,6 +94,7 @@ def test_search_prints_its_genotype(synthetic_root, tmp_path):
     (["--data-dir", "/no/such/folder"], "/no/such/folder"),
     (["--instances", "40", "--set", "pk_replacement=false"], "40"),
     (["--set", "colour=red"], "colour"),
+    (["--lr", "inf"], "lr"),
 ])
 def test_bad_retrain_input_is_a_clear_error(synthetic_root, tmp_path, args, needle):
     base = ["trials.retrain", "--scale", "smoke", "--epochs", "1", "--out", str(tmp_path)]
@@ -57,6 +103,14 @@ def test_bad_retrain_input_is_a_clear_error(synthetic_root, tmp_path, args, need
     done = _run(*base, *args)
     assert done.returncode == 2, done.stderr
     assert needle in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_out_folder_that_cannot_be_written_is_refused_before_training(synthetic_root, tmp_path):
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    for out in (a_file, a_file / "below"):
+        done = _run("trials.retrain", "--scale", "smoke", "--data-dir", str(synthetic_root), "--out", str(out))
+        assert done.returncode == 2 and "is a file" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_help_documents_every_required_flag():

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from trials.data.datasets import DATASETS, VEHICLEID_TEST_SIZES, DatasetError, load_dataset, summarize
+from trials.data.integrity import check_dataset_images
 from trials.data.synthetic import DEFAULT_IDS, DOMAINS, LAYOUTS, synthesize
 
 SPLITS = ("train", "query", "gallery")
@@ -34,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--test-size", type=int, choices=VEHICLEID_TEST_SIZES,
                          help="vehicleid: which test list (default 2400, as the authors)")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    summary.add_argument("--image-cache", default=str(Path.home() / ".cache" / "msinet-nas" / "image_check.json"),
+                         help="where images already checked are remembered (default: %(default)s)")
+    summary.add_argument("--no-image-check", action="store_true", help="do not open every image")
 
     synth = commands.add_parser("synthesize", help="write synthetic stand-in data in a real layout")
     synth.add_argument("--layout", required=True, choices=LAYOUTS)
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "summary":
             options = {"test_size": args.test_size} if args.test_size is not None else {}
             dataset = load_dataset(args.dataset, args.data_dir, **options)
+            if not args.no_image_check:
+                check_dataset_images(dataset, Path(args.image_cache))
             counts = summarize(dataset)
             if args.json:
                 print(json.dumps(counts))

@@ -54,6 +54,7 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
 
 
 def parse_config(kind: str, argv: list[str] | None = None):
+    """The trial's config; `cfg.out` is checked to be a writable folder before anything is trained."""
     args = build_parser(kind).parse_args(argv)
     values = {k: v for k, v in vars(args).items() if k not in {"set", "resume"} and v is not None}
     for item in args.set:
@@ -66,6 +67,7 @@ def parse_config(kind: str, argv: list[str] | None = None):
     if "data_dir" in values:
         values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
     cfg = make_config(kind, values)
+    _check_out(Path(cfg.out))
     checkpoint = Path(cfg.out) / "checkpoint" / "state.pt"
     if checkpoint.exists() and not args.resume:
         raise ConfigError(f"--out {cfg.out} already holds a checkpoint; pass --resume to continue it, or "
@@ -75,16 +77,56 @@ def parse_config(kind: str, argv: list[str] | None = None):
     return cfg
 
 
+def _check_out(out: Path) -> None:
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"--out {out}: {existing} is a file, not a folder; give a folder for the run's outputs")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"--out {out}: cannot write there ({error.strerror or error}); give a folder you can "
+                          "write") from None
+
+
+def finished_metrics(cfg) -> dict[str, Any] | None:
+    """The recorded final metrics when the checkpoint in `cfg.out` has run every epoch, else None."""
+    from trials.runtime.checkpoint import read_state
+
+    state = read_state(Path(cfg.out) / "checkpoint")
+    if state["epoch"] < cfg.epochs:
+        return None
+    recorded = Path(cfg.out, "metrics.json")
+    return json.loads(recorded.read_text()) if recorded.exists() else {"epoch": state["epoch"]}
+
+
 def main(kind: str, run: Callable[..., dict[str, Any]], argv: list[str] | None = None) -> None:
     from trials.runtime.session import LocalSession
 
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = None
     try:
         cfg = parse_config(kind, argv)
+        done = finished_metrics(cfg) if "--resume" in argv else None
+        if done is not None:  # nothing to continue: leave the results as they are
+            print(f"the run in {cfg.out} is complete ({done.get('epoch')} of {cfg.epochs} epochs); its metrics are "
+                  f"in {Path(cfg.out, 'metrics.json')}", file=sys.stderr)
+            print(json.dumps({k: v for k, v in done.items() if not isinstance(v, list | dict)}), flush=True)
+            return
         session = LocalSession(cfg.out)
         metrics = run(cfg, session)
     except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        if cfg is None:
+            sys.exit(130)
+        again = argv + ([] if "--out" in argv else ["--out", cfg.out]) + ([] if "--resume" in argv else ["--resume"])
+        print(f"\ninterrupted; the last checkpoint is in {cfg.out}/checkpoint. Continue with:\n"
+              f"  python -m trials.{kind} {' '.join(again)}", file=sys.stderr)
+        sys.exit(130)
     final = {k: v for k, v in metrics.items() if not isinstance(v, list | dict)}
     Path(cfg.out, "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(final), flush=True)
