@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import figures, genotypes, tables
+from analysis import figures, genotypes, margins, tables
 from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
 from analysis.runs import (
     REPO_ROOT,
@@ -165,6 +165,8 @@ def _leaderboard_section(out: Path, board: pd.DataFrame, metric: str, mode: str,
 
 def _genotype_section(out: Path, tracking_uri: str, runs: pd.DataFrame, board: pd.DataFrame,
                       written: list[Path]) -> list[str]:
+    histories = _search_histories(tracking_uri, board)
+    margin_table = margins.trial_margins(histories)
     lines = ["### Operation won per slot", ""]
     counts = genotypes.operation_counts(runs)
     search = runs[runs["kind"] == "search"]
@@ -174,13 +176,19 @@ def _genotype_section(out: Path, tracking_uri: str, runs: pd.DataFrame, board: p
         _save_csv(counts, out / "operation_counts.csv", written)
         _save_png(figures.plot_operation_counts(counts, out / "operation_counts.png"), written)
         lines += [f"Counted over the {counts['trials'].iloc[0]} finished search trials with a genotype "
-                  f"(of {len(search)} search trials).", "", markdown_table(counts), "",
+                  f"(of {len(search)} search trials). Beside each count, Δ is the mean decision margin (winner's "
+                  "softmax(α) minus the runner-up's at the last epoch) of the trials behind it: a count whose Δ "
+                  f"is below {margins.THRESHOLD:g} was not chosen but drawn from near-uniform weights.", "",
+                  markdown_table(margins.counts_with_margins(runs, margin_table)), "",
                   "![operation counts](operation_counts.png)"]
-    trial, history = _best_alpha_history(tracking_uri, board)
+    lines += ["", "### Decision margins", "", *_margin_lines(out, margin_table, written)]
+    lines += ["", "### Agreement between search trials", "", *_agreement_lines(out, runs, written)]
+    trial = next(iter(histories), None)
     lines += ["", "### Final α of the best search trial", ""]
     if trial is None:
         lines.append("No data: no search trial has an `alpha_history.npy` artefact.")
         return lines + ["", "### α over epochs", "", "No data: no search trial has an `alpha_history.npy` artefact."]
+    history = histories[trial]
     alpha = genotypes.final_alpha(history)
     _save_csv(alpha.reset_index(), out / "final_alpha.csv", written)
     _save_png(figures.plot_alpha_heatmap(alpha, out / "final_alpha.png", f"Final softmax(α): {trial}"), written)
@@ -195,15 +203,49 @@ def _genotype_section(out: Path, tracking_uri: str, runs: pd.DataFrame, board: p
     return lines
 
 
-def _best_alpha_history(tracking_uri: str, board: pd.DataFrame, tries: int = 5) -> tuple[str | None, pd.DataFrame]:
-    """The first search trial in leaderboard order (finished ones first) that has an α history."""
+def _margin_lines(out: Path, margin_table: pd.DataFrame, written: list[Path]) -> list[str]:
+    if margin_table.empty:
+        return ["No data: no search trial has an `alpha_history.npy` artefact."]
+    _save_csv(margin_table, out / "decision_margins.csv", written)
+    summary = _save_csv(margins.decision_summary(margin_table), out / "decision_summary.csv", written)
+    lines = [f"Per search trial, at its last epoch: a slot is *undecided* when its margin (winner's softmax(α) "
+             f"minus the runner-up's) is below {margins.THRESHOLD:g}; entropy is in nats (uniform: ln 4 = 1.386). "
+             "`decision_margins.csv` has every slot of every trial.", "", markdown_table(summary), ""]
+    lines += [f"- {sentence}" for sentence in margins.verdict_sentences(summary)]
+    if (summary["verdict"] == "undecided").all():
+        lines += ["", "**No search trial of this report decided any slot: every genotype here is undecided.**"]
+    return lines
+
+
+def _agreement_lines(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:
+    table = margins.agreement(runs)
+    if table.empty:
+        return ["No data: no finished search trial with a genotype."]
+    _save_csv(table, out / "agreement.csv", written)
+    lines = ["Per launch and slot: the operation most finished search trials chose, the share that chose it, and "
+             "the share of trial pairs that agree (about 0.25 is what four operations drawn at random give).", ""]
+    for launch, block in table.groupby("launch", sort=False):
+        trials = int(block["trials"].iloc[0])
+        if trials < 2:
+            lines.append(f"- launch {launch}: one finished search trial, so no agreement to measure.")
+        else:
+            unanimous = int((block["share"] == 1).sum())
+            lines.append(f"- launch {launch}: {trials} search trials agree on {unanimous} of {len(block)} slots; "
+                         f"mean pair agreement {block['pair_agreement'].mean():.2f}.")
+    return lines + ["", markdown_table(table.round(3))]
+
+
+def _search_histories(tracking_uri: str, board: pd.DataFrame, limit: int = 100) -> dict[str, pd.DataFrame]:
+    """α histories of the search trials in leaderboard order (finished ones first); trials without one are
+    left out, so the first entry is the best search trial with an α history."""
     search = board[board["kind"] == "search"]
     search = search.sort_values("status", key=lambda status: status != "FINISHED", kind="stable")
-    for row in search.head(tries).itertuples():
+    histories = {}
+    for row in search.head(limit).itertuples():
         history = load_alpha_history(tracking_uri, row.run_id)
         if not history.empty:
-            return row.trial, history
-    return None, pd.DataFrame()
+            histories[row.trial] = history
+    return histories
 
 
 def _comparison_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:

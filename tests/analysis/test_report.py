@@ -14,7 +14,8 @@ from analysis.runs import REPO_ROOT, LaunchNotFound
 from analysis.tables import leaderboard
 
 SECTIONS = ("## Trial status", "## Leaderboard", "## Genotype statistics", "### Operation won per slot",
-            "### Final α of the best search trial", "### α over epochs", "## Comparisons the paper makes",
+            "### Decision margins", "### Agreement between search trials", "### Final α of the best search trial",
+            "### α over epochs", "## Comparisons the paper makes",
             "### TCM vs classification supervision vs random genotypes", "### SAM modes in cross-domain",
             "### Searched vs published genotype", "## Accuracy vs cost", "## CMC curves of the top trials")
 FIGURES = {"operation_counts.png", "final_alpha.png", "alpha_curves.png", "supervision.png", "sam_modes.png",
@@ -56,7 +57,8 @@ def test_the_csv_tables_hold_what_the_functions_return(study_runs, written_repor
     pd.testing.assert_frame_equal(counts, operation_counts(study_runs), check_dtype=False)
     alpha = pd.read_csv(folder / "final_alpha.csv")
     assert alpha.shape == (12, 5) and alpha[["none", "exc", "ag", "cross_att"]].sum(axis=1).round(6).eq(1).all()
-    for name in ("supervision", "sam_modes", "published", "cost", "cmc", "status"):
+    for name in ("supervision", "sam_modes", "published", "cost", "cmc", "status", "decision_margins",
+                 "decision_summary", "agreement"):
         assert not pd.read_csv(folder / f"{name}.csv").empty, name
 
 
@@ -102,3 +104,16 @@ def test_the_default_folder_is_under_the_repositorys_runs():
 def test_markdown_tables_escape_pipes_and_cut_long_tables():
     table = markdown_table(pd.DataFrame({"a": ["x|y", None], "b": [1234567.0, 0.123456]}), limit=1)
     assert "x\\|y" in table and "1,234,567" in table and "1 more rows" in table
+
+
+def test_the_report_gives_margins_beside_counts_and_a_verdict_per_search_trial(study_store, written_report):
+    text = written_report.read_text()
+    summary = pd.read_csv(written_report.parent / "decision_summary.csv")
+    searches = study_store.by_kind("search")
+    assert set(summary["trial"]) == {t.name for t in searches}
+    assert (summary["verdict"] == "decided").all()  # the store's α histories end at 0.85 on their genotype
+    assert "the whole genotype is undecided" not in text
+    assert re.search(r"\| 2 \(Δ 0\.800\) \|", text)  # slot counts with the margin of the trials behind them
+    agreement = pd.read_csv(written_report.parent / "agreement.csv")
+    assert set(agreement["launch"]) == {"L2"} and (agreement["trials"] == len(searches)).all()
+    assert "launch L2: 3 search trials agree on" in text
