@@ -117,3 +117,24 @@ def test_the_report_gives_margins_beside_counts_and_a_verdict_per_search_trial(s
     agreement = pd.read_csv(written_report.parent / "agreement.csv")
     assert set(agreement["launch"]) == {"L2"} and (agreement["trials"] == len(searches)).all()
     assert "launch L2: 3 search trials agree on" in text
+
+
+def test_every_comparison_gives_intervals_pairs_and_says_when_it_is_anecdotal(written_report):
+    text = written_report.read_text()
+    folder = written_report.parent
+    for name, by in (("supervision", "group"), ("sam_modes", "sam_mode")):
+        summary = pd.read_csv(folder / f"{name}_summary.csv")
+        long = pd.read_csv(folder / f"{name}.csv")
+        assert {"n", "mean", "ci_low", "ci_high", "anecdotal"} <= set(summary.columns)
+        assert list(summary["n"]) == list(long.groupby(by, sort=False).size())
+        assert (summary["ci_low"] <= summary["mean"] + 1e-12).all()
+        assert (summary["mean"] <= summary["ci_high"] + 1e-12).all()
+        assert (summary["anecdotal"] == (summary["n"] < 3)).all()
+    published = pd.read_csv(folder / "published_summary.csv")
+    assert {"phase", "origin", "ci_low", "ci_high"} <= set(published.columns)
+    pairs = pd.read_csv(folder / "supervision_pairs.csv")
+    assert ("tcm", "classification") in set(zip(pairs["a"], pairs["b"], strict=True))
+    assert pairs["p_a_beats_b"].between(0, 1).all()
+    assert "P(tcm beats random) = 1.00 — anecdotal" in text  # tcm 0.60/0.62 against random 0.41/0.44, n = 2 each
+    assert text.count("**Anecdotal**") == 3  # every comparison in the store has a group of fewer than 3
+    assert "bootstrap 95 % interval" in text
