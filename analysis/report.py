@@ -15,6 +15,7 @@ from analysis import figures, genotypes, margins, tables
 from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
 from analysis.report_comparisons import comparison_section
 from analysis.report_files import cell, markdown_table, save_csv, save_png
+from analysis.report_views import views_section
 from analysis.runs import (
     REPO_ROOT,
     load_alpha_history,
@@ -60,6 +61,7 @@ def write_report(tracking_uri: str, study: str, launch: str = "latest", out: Pat
         "Comparisons the paper makes": comparison_section(out, runs, written),
         "Accuracy vs cost": _cost_section(out, runs, written),
         "CMC curves of the top trials": _cmc_section(out, tracking_uri, board, top, written),
+        "Ranked lists and activation maps of the top retrains": views_section(out, tracking_uri, board, written),
     }
     lines = _header(tracking_uri, study, experiment_id, label, launches, runs, metric, mode)
     for title, section in sections.items():

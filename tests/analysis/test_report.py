@@ -17,9 +17,13 @@ SECTIONS = ("## Trial status", "## Leaderboard", "## Genotype statistics", "### 
             "### Decision margins", "### Agreement between search trials", "### Final α of the best search trial",
             "### α over epochs", "## Comparisons the paper makes",
             "### TCM vs classification supervision vs random genotypes", "### SAM modes in cross-domain",
-            "### Searched vs published genotype", "## Accuracy vs cost", "## CMC curves of the top trials")
+            "### Searched vs published genotype", "## Accuracy vs cost", "## CMC curves of the top trials",
+            "## Ranked lists and activation maps of the top retrains")
+TOP_RETRAINS = ("retrain/b_00001", "retrain/b_00000", "retrain/b_00006")  # by val/mAP
 FIGURES = {"operation_counts.png", "final_alpha.png", "alpha_curves.png", "supervision.png", "sam_modes.png",
-           "published.png", "cost.png", "cmc.png", "cmc_target.png"}
+           "published.png", "cost.png", "cmc.png", "cmc_target.png",
+           *(f"{kind}-{trial.replace('/', '_')}.png" for trial in TOP_RETRAINS
+             for kind in ("rank_lists", "activation_maps"))}
 
 
 def test_the_report_has_every_section_with_its_figures(written_report):
@@ -138,3 +142,20 @@ def test_every_comparison_gives_intervals_pairs_and_says_when_it_is_anecdotal(wr
     assert "P(tcm beats random) = 1.00 — anecdotal" in text  # tcm 0.60/0.62 against random 0.41/0.44, n = 2 each
     assert text.count("**Anecdotal**") == 3  # every comparison in the store has a group of fewer than 3
     assert "bootstrap 95 % interval" in text
+
+
+def test_the_top_retrains_rank_lists_and_activation_maps_are_shown_with_their_shared_queries(study_store,
+                                                                                          written_report, tmp_path):
+    text = written_report.read_text()
+    section = text[text.index("## Ranked lists and activation maps"):]
+    assert [line[4:] for line in section.splitlines() if line.startswith("### ")] == list(TOP_RETRAINS)
+    assert "Queries 4, 9 appear in every network's rank list" in section
+    client = MlflowClient(study_store.uri)
+    for trial in TOP_RETRAINS:
+        slug = trial.replace("/", "_")
+        logged = client.download_artifacts(study_store.trials[trial].run_id, "rank_lists.png",
+                                           str(tmp_path / slug))
+        with open(logged, "rb") as original:
+            assert (written_report.parent / f"rank_lists-{slug}.png").read_bytes() == original.read()
+        assert f"![rank lists of {trial}](rank_lists-{slug}.png)" in section
+        assert f"![activation maps of {trial}](activation_maps-{slug}.png)" in section
