@@ -68,6 +68,7 @@ def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
     result = launch("--study", "smoke", "--run-dir", str(run_dir), "--num-cpus", "2", *SHORT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "leaderboard of smoke" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
+    assert f"optuna-dashboard sqlite:///{run_dir}/optuna.db --host 127.0.0.1 --port 8080" in result.stdout
     assert "#/experiments/" in result.stdout and "/runs" in result.stdout
     trials = check_store(run_dir, expect_trials=4)
     search = [r for r in trials if r.data.tags["msinet.kind"] == "search"]
