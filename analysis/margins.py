@@ -109,8 +109,9 @@ def counts_with_margins(runs: pd.DataFrame, margins: pd.DataFrame, statuses=("FI
 
 def agreement(runs: pd.DataFrame, statuses=("FINISHED",)) -> pd.DataFrame:
     """How often the search trials of each launch pick the same operation per slot: launch, slot, cell,
-    step, trials, the most chosen operation, the share of trials choosing it, and the share of trial pairs
-    that agree (1.0 = unanimous; about 0.25 expected from four operations drawn at random)."""
+    step, trials, the most chosen operation (tied ones joined by ` / `), the share of trials choosing it, and
+    the share of trial pairs that agree (1.0 = unanimous; about 0.25 expected from four operations drawn at
+    random)."""
     search = runs[(runs["kind"] == "search") & runs["status"].isin(list(statuses))]
     blocks = []
     for launch, group in search.groupby(search["launch"].fillna("?"), sort=False):
@@ -123,7 +124,7 @@ def agreement(runs: pd.DataFrame, statuses=("FINISHED",)) -> pd.DataFrame:
         modal, share, pairs = [], [], []
         for slot in range(NUM_SLOTS):
             counts = pd.Series([ops[slot] for ops in genotypes]).value_counts()
-            modal.append(counts.index[0])
+            modal.append(" / ".join(op for op in OPERATIONS if counts.get(op, 0) == counts.iloc[0]))  # ties: all
             share.append(counts.iloc[0] / len(genotypes))
             n = len(genotypes)
             pairs.append(float((counts * (counts - 1)).sum() / (n * (n - 1))) if n > 1 else np.nan)

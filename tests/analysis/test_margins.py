@@ -117,4 +117,7 @@ def test_agreement_per_slot_within_each_launch():
     assert (first.loc[1:, "share"] == 1).all() and (first.loc[1:, "pair_agreement"] == 1).all()
     second = table[table["launch"] == "L2"]
     assert (second["trials"] == 1).all() and second["pair_agreement"].isna().all()
+    tied = agreement(_runs({"a": GENOTYPE, "c": flipped})).set_index("slot")
+    assert tied.loc[0, "most_chosen"] == "exc / ag" and tied.loc[0, "share"] == 0.5
+    assert tied.loc[0, "pair_agreement"] == 0 and tied.loc[1, "most_chosen"] == "ag"  # slot 1: both ag
     assert agreement(_runs({}, status="FINISHED")).empty
