@@ -159,3 +159,19 @@ def test_the_top_retrains_rank_lists_and_activation_maps_are_shown_with_their_sh
             assert (written_report.parent / f"rank_lists-{slug}.png").read_bytes() == original.read()
         assert f"![rank lists of {trial}](rank_lists-{slug}.png)" in section
         assert f"![activation maps of {trial}](activation_maps-{slug}.png)" in section
+
+
+def test_a_final_group_is_its_own_row_never_pooled_with_the_others(study_runs, tmp_path):
+    from analysis.report_comparisons import comparison_section
+
+    tcm = study_runs[(study_runs["group"] == "tcm") & (study_runs["status"] == "FINISHED")
+                     & (study_runs["kind"] == "retrain")]
+    final = tcm.assign(group="final", phase="final", trial=lambda frame: "final/" + frame["trial"])
+    lines = comparison_section(tmp_path, pd.concat([study_runs, final], ignore_index=True), [])
+    summary = pd.read_csv(tmp_path / "supervision_summary.csv").set_index("group")
+    assert summary.loc["final", "n"] == len(final) and summary.loc["tcm", "n"] == len(tcm)
+    assert list(summary.index)[-1] == "final"
+    assert any("Group `final`" in line and "not pooled" in line for line in lines)
+    published = pd.read_csv(tmp_path / "published_summary.csv")
+    assert set(published.loc[published["phase"] == "final", "origin"]) <= {"published", "searched"}
+    assert published.loc[published["phase"] == "retrain", "n"].sum() == 5  # the final runs are not in it
