@@ -59,41 +59,72 @@ def plot_alpha_curves(history: pd.DataFrame, path: Path, title: str = "softmax(Î
 
 def plot_distribution(long: pd.DataFrame, by: str, value: str, path: Path, title: str) -> Path:
     """A box per category of `by` with every trial drawn over it (few trials per category are normal)."""
-    figure = _figure(1.4 * max(long[by].nunique(), 3) + 1.5, 3.8)
-    axes = figure.add_subplot()
+    return _save(distribution_figure(long, by, value, title), path)
+
+
+def distribution_figure(long: pd.DataFrame, by: str, value: str, title: str) -> Figure:
+    """The figure of `plot_distribution`; category names break at ` / ` and each category gets the width
+    its longest line needs, so that neighbouring labels never overlap."""
     categories = list(dict.fromkeys(long[by]))
     groups = [long.loc[long[by] == category, value].to_numpy(dtype=float) for category in categories]
+    labels = [f"{str(c).replace(' / ', chr(10))}\n(n={len(v)})" for c, v in zip(categories, groups, strict=True)]
+    longest = max((len(line) for label in labels for line in label.splitlines()), default=1)
+    per_category = max(1.4, 0.085 * longest + 0.35)
+    figure = _figure(per_category * max(len(categories), 3) + 1.5, 3.8)
+    axes = figure.add_subplot()
     axes.boxplot(groups, positions=range(len(groups)), widths=0.5, showfliers=False)
     for position, values in enumerate(groups):
         offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
         axes.scatter(position + offsets, values, s=18, alpha=0.8, zorder=3)
-    axes.set_xticks(range(len(categories)), [f"{c}\n(n={len(v)})" for c, v in zip(categories, groups, strict=True)])
+    axes.set_xticks(range(len(categories)), labels)
     axes.set_ylabel(value)
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def plot_cost(table: pd.DataFrame, metric: str, path: Path) -> Path:
-    """`tables.cost_table`: the metric against params and against MACs, the Pareto front of each drawn as a line."""
+    """`tables.cost_table`: the metric against params (M) and MACs (G), the Pareto front of each as a line."""
+    return _save(cost_figure(table, metric), path)
+
+
+def cost_figure(table: pd.DataFrame, metric: str) -> Figure:
+    """The figure of `plot_cost`, for callers (and tests) that read it through matplotlib's object API."""
     figure = _figure(9, 3.8)
-    for panel, (cost, front, label) in zip(figure.subplots(1, 2), (("params", "pareto_params", "parameters"),
-                                                                    ("macs", "pareto_macs", "MACs")), strict=True):
+    panels = (("params", "pareto_params", "parameters (M)", 1e6), ("macs", "pareto_macs", "MACs (G)", 1e9))
+    for panel, (cost, front, label, scale) in zip(figure.subplots(1, 2), panels, strict=True):
         points = table.dropna(subset=[cost])
-        panel.scatter(points[cost], points[metric], s=20, alpha=0.6, label="trial")
-        best = points[points[front].astype(bool)].sort_values(cost)
-        panel.plot(best[cost], best[metric], color="C3", marker="D", markersize=6, label="Pareto front")
+        xs = points[cost].to_numpy(dtype=float) / scale
+        panel.scatter(xs, points[metric], s=20, alpha=0.6, label="trial")
+        mask = points[front].astype(bool).to_numpy()
+        order = np.argsort(xs[mask], kind="stable")
+        panel.plot(xs[mask][order], points[metric].to_numpy(dtype=float)[mask][order], color="C3", marker="D",
+                   markersize=6, label="Pareto front")
         panel.set_xlabel(label)
         panel.set_ylabel(metric)
         panel.grid(alpha=0.3)
         if points.empty:
             panel.text(0.5, 0.5, f"no trial logged {cost}", ha="center", va="center", transform=panel.transAxes)
         else:
+            _readable_ticks(panel, xs)
             panel.legend(fontsize=8)
     figure.suptitle(f"{metric} against cost")
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
+
+
+def _readable_ticks(panel, xs: np.ndarray, ticks: int = 5) -> None:
+    """At most `ticks` x ticks with just enough decimals to tell them apart: near-equal costs (one genotype's
+    parameter counts differ in the fifth digit) otherwise print as a row of overlapping long numbers."""
+    low, high = float(np.min(xs)), float(np.max(xs))
+    pad = (high - low) * 0.1 if high > low else max(abs(low) * 0.02, 1e-3)
+    low, high = low - pad, high + pad
+    values = MaxNLocator(nbins=ticks - 1, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+    values = values[(values >= low) & (values <= high)]
+    decimals = next(d for d in range(12) if np.allclose(np.round(values, d), values, rtol=0, atol=1e-9))
+    panel.set_xlim(low, high)
+    panel.set_xticks(values, [f"{value:.{decimals}f}" for value in values])
 
 
 def plot_cmc_curves(cmc: pd.DataFrame, path: Path, title: str = "CMC of the top trials") -> Path:

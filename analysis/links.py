@@ -1,4 +1,5 @@
-"""Where a study's runs can be seen in the MLflow UI, and the command that serves a local store.
+"""Where a study's runs can be seen in the MLflow UI, and the commands that serve a local store (MLflow) and
+the launch's Optuna storage (optuna-dashboard).
 
 MLflow 3.17's UI opens an experiment on its GenAI traces overview, where training runs are not listed; the
 runs table has its own address, which reports and the platform print instead of the bare experiment link.
@@ -33,3 +34,9 @@ def ui_command(tracking_uri: str, port: int = 5000) -> str:
     if is_server(tracking_uri):
         return ui_base_url(tracking_uri)
     return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port {int(port)}"
+
+
+def dashboard_command(optuna_storage: str, port: int = 8080) -> str:
+    """The shell command serving an Optuna storage (the launch's `optuna.db`) in optuna-dashboard, at
+    http://127.0.0.1:PORT: Optuna's own view of the studies (history, importances, parallel coordinates)."""
+    return f"optuna-dashboard {shlex.quote(optuna_storage)} --host {LOCAL_HOST} --port {int(port)}"

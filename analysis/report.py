@@ -7,15 +7,16 @@ DataFrames) and `analysis.figures` (DataFrames -> PNGs). A section without data 
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from analysis import figures, genotypes, tables
+from analysis import figures, genotypes, margins, tables
 from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
+from analysis.report_comparisons import comparison_section
+from analysis.report_files import cell, markdown_table, save_csv, save_png
+from analysis.report_views import views_section
 from analysis.runs import (
     REPO_ROOT,
     load_alpha_history,
@@ -28,8 +29,6 @@ from analysis.runs import (
 
 DEFAULT_METRIC, DEFAULT_MODE = "val/mAP", "max"
 TEST_PREFIXES = ("source/", "target/")
-MARKDOWN_ROWS = 50  # longer tables are cut in report.md (the CSV beside it has every row)
-CELL_CHARS = 90
 
 
 def default_report_dir(study: str, launch: str, tracking_uri: str | None = None) -> Path:
@@ -61,9 +60,10 @@ def write_report(tracking_uri: str, study: str, launch: str = "latest", out: Pat
         "Leaderboard": _leaderboard_section(out, board, metric, mode, written),
         "Paper-comparable numbers": _final_section(out, runs, written),
         "Genotype statistics": _genotype_section(out, tracking_uri, runs, board, written),
-        "Comparisons the paper makes": _comparison_section(out, runs, written),
+        "Comparisons the paper makes": comparison_section(out, runs, written),
         "Accuracy vs cost": _cost_section(out, runs, written),
         "CMC curves of the top trials": _cmc_section(out, tracking_uri, board, top, written),
+        "Ranked lists and activation maps of the top retrains": views_section(out, tracking_uri, board, written),
     }
     lines = _header(tracking_uri, study, experiment_id, label, launches, runs, metric, mode)
     for title, section in sections.items():
@@ -84,18 +84,6 @@ def log_report(tracking_uri: str, parent_run_id: str, files: list[Path], artifac
     client = MlflowClient(tracking_uri)
     for path in files:
         client.log_artifact(parent_run_id, str(path), artifact_path)
-
-
-def markdown_table(frame: pd.DataFrame, limit: int = MARKDOWN_ROWS) -> str:
-    """A GitHub-flavoured Markdown table (pandas' `to_markdown` needs `tabulate`, which we do not install)."""
-    shown = frame.head(limit)
-    header = [str(column) for column in shown.columns]
-    rows = [[_cell(value) for value in row] for row in shown.itertuples(index=False)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    if len(frame) > limit:
-        lines.append(f"\n({len(frame) - limit} more rows in the CSV.)")
-    return "\n".join(lines)
 
 
 def _objective(launches: pd.DataFrame) -> tuple[str, str]:
@@ -119,7 +107,7 @@ def _header(tracking_uri: str, study: str, experiment_id: str, label: str, launc
         lines += [f"**The study {study!r} has no launches yet** (no parent run tagged `msinet.role=launch` in its "
                   "experiment): nothing to report.", ""]
     launch_facts = [f"{row['launch']} (parent run `{row['run_id']}`, {launch_state(row)}, started "
-                    f"{_cell(row['start_time'])})" for _, row in launches.iterrows()]
+                    f"{cell(row['start_time'])})" for _, row in launches.iterrows()]
     lines += [f"- **study**: {study}",
               f"- **launch{'es' if len(launches) > 1 else ''}**: {'; '.join(launch_facts) or 'none'}",
               f"- **scale**: {', '.join(sorted({str(s) for s in launches['scale'].dropna()})) or 'unknown'}",
@@ -162,7 +150,7 @@ def _trial_summary(runs: pd.DataFrame) -> str:
 def _status_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:
     if runs.empty:
         return ["No trials were logged for this launch (yet)."]
-    lines = [markdown_table(_save_csv(tables.status_counts(runs), out / "status.csv", written))]
+    lines = [markdown_table(save_csv(tables.status_counts(runs), out / "status.csv", written))]
     unfinished = runs[runs["status"] != "FINISHED"]
     if unfinished.empty:
         return lines + ["", "Every trial finished."]
@@ -176,7 +164,7 @@ def _status_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[
 def _leaderboard_section(out: Path, board: pd.DataFrame, metric: str, mode: str, written: list[Path]) -> list[str]:
     if board.empty:
         return ["No data: no trials, so no leaderboard."]
-    _save_csv(board, out / "leaderboard.csv", written)
+    save_csv(board, out / "leaderboard.csv", written)
     shown = board.dropna(axis=1, how="all")
     return [f"Sorted by the study's metric `{metric}` ({'highest' if mode == 'max' else 'lowest'} first; its latest "
             "logged value; trials without it last). Empty columns are left out here; `leaderboard.csv` has all.",
@@ -195,34 +183,42 @@ def _final_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[s
     columns = ["trial", "status", "genotype", *[c for c in runs if c.startswith("params.") and c[7:] in
                                                 ("lr", "sam_mode", "weight_decay", "triplet_margin")],
                *[f"metrics.{m}" for m in FINAL_METRICS if f"metrics.{m}" in runs]]
-    table = _save_csv(final[columns].rename(columns=lambda c: c.split(".", 1)[-1]), out / "final.csv", written)
+    table = save_csv(final[columns].rename(columns=lambda c: c.split(".", 1)[-1]), out / "final.csv", written)
     return ["The configurations chosen on the validation identities, retrained on every training identity "
             "(no hold-out) and tested once: the numbers to compare with the paper.", "", markdown_table(table)]
 
 
 def _genotype_section(out: Path, tracking_uri: str, runs: pd.DataFrame, board: pd.DataFrame,
                       written: list[Path]) -> list[str]:
+    histories = _search_histories(tracking_uri, board)
+    margin_table = margins.trial_margins(histories)
     lines = ["### Operation won per slot", ""]
     counts = genotypes.operation_counts(runs)
     search = runs[runs["kind"] == "search"]
     if counts["trials"].iloc[0] == 0:
         lines.append(f"No data: no finished search trial with a genotype ({len(search)} search trials in all).")
     else:
-        _save_csv(counts, out / "operation_counts.csv", written)
-        _save_png(figures.plot_operation_counts(counts, out / "operation_counts.png"), written)
+        save_csv(counts, out / "operation_counts.csv", written)
+        save_png(figures.plot_operation_counts(counts, out / "operation_counts.png"), written)
         lines += [f"Counted over the {counts['trials'].iloc[0]} finished search trials with a genotype "
-                  f"(of {len(search)} search trials).", "", markdown_table(counts), "",
+                  f"(of {len(search)} search trials). Beside each count, Δ is the mean decision margin (winner's "
+                  "softmax(α) minus the runner-up's at the last epoch) of the trials behind it: a count whose Δ "
+                  f"is below {margins.THRESHOLD:g} was not chosen but drawn from near-uniform weights.", "",
+                  markdown_table(margins.counts_with_margins(runs, margin_table)), "",
                   "![operation counts](operation_counts.png)"]
-    trial, history = _best_alpha_history(tracking_uri, board)
+    lines += ["", "### Decision margins", "", *_margin_lines(out, margin_table, written)]
+    lines += ["", "### Agreement between search trials", "", *_agreement_lines(out, runs, written)]
+    trial = next(iter(histories), None)
     lines += ["", "### Final α of the best search trial", ""]
     if trial is None:
         lines.append("No data: no search trial has an `alpha_history.npy` artefact.")
         return lines + ["", "### α over epochs", "", "No data: no search trial has an `alpha_history.npy` artefact."]
+    history = histories[trial]
     alpha = genotypes.final_alpha(history)
-    _save_csv(alpha.reset_index(), out / "final_alpha.csv", written)
-    _save_png(figures.plot_alpha_heatmap(alpha, out / "final_alpha.png", f"Final softmax(α): {trial}"), written)
-    _save_csv(history, out / "alpha_history.csv", written)
-    _save_png(figures.plot_alpha_curves(history, out / "alpha_curves.png", f"softmax(α) over epochs: {trial}"),
+    save_csv(alpha.reset_index(), out / "final_alpha.csv", written)
+    save_png(figures.plot_alpha_heatmap(alpha, out / "final_alpha.png", f"Final softmax(α): {trial}"), written)
+    save_csv(history, out / "alpha_history.csv", written)
+    save_png(figures.plot_alpha_curves(history, out / "alpha_curves.png", f"softmax(α) over epochs: {trial}"),
               written)
     epochs = int(history["epoch"].max())
     lines += [f"Trial `{trial}` (the best search trial with an α history), epoch {epochs}:", "",
@@ -232,61 +228,57 @@ def _genotype_section(out: Path, tracking_uri: str, runs: pd.DataFrame, board: p
     return lines
 
 
-def _best_alpha_history(tracking_uri: str, board: pd.DataFrame, tries: int = 5) -> tuple[str | None, pd.DataFrame]:
-    """The first search trial in leaderboard order (finished ones first) that has an α history."""
+def _margin_lines(out: Path, margin_table: pd.DataFrame, written: list[Path]) -> list[str]:
+    if margin_table.empty:
+        return ["No data: no search trial has an `alpha_history.npy` artefact."]
+    save_csv(margin_table, out / "decision_margins.csv", written)
+    summary = save_csv(margins.decision_summary(margin_table), out / "decision_summary.csv", written)
+    lines = [f"Per search trial, at its last epoch: a slot is *undecided* when its margin (winner's softmax(α) "
+             f"minus the runner-up's) is below {margins.THRESHOLD:g}; entropy is in nats (uniform: ln 4 = 1.386). "
+             "`decision_margins.csv` has every slot of every trial.", "", markdown_table(summary), ""]
+    lines += [f"- {sentence}" for sentence in margins.verdict_sentences(summary)]
+    if (summary["verdict"] == "undecided").all():
+        lines += ["", "**No search trial of this report decided any slot: every genotype here is undecided.**"]
+    return lines
+
+
+def _agreement_lines(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:
+    table = margins.agreement(runs)
+    if table.empty:
+        return ["No data: no finished search trial with a genotype."]
+    save_csv(table, out / "agreement.csv", written)
+    lines = ["Per launch and slot: the operation most finished search trials chose, the share that chose it, and "
+             "the share of trial pairs that agree (about 0.25 is what four operations drawn at random give).", ""]
+    for launch, block in table.groupby("launch", sort=False):
+        trials = int(block["trials"].iloc[0])
+        if trials < 2:
+            lines.append(f"- launch {launch}: one finished search trial, so no agreement to measure.")
+        else:
+            unanimous = int((block["share"] == 1).sum())
+            lines.append(f"- launch {launch}: {trials} search trials agree on {unanimous} of {len(block)} slots; "
+                         f"mean pair agreement {block['pair_agreement'].mean():.2f}.")
+    return lines + ["", markdown_table(table.round(3))]
+
+
+def _search_histories(tracking_uri: str, board: pd.DataFrame, limit: int = 100) -> dict[str, pd.DataFrame]:
+    """α histories of the search trials in leaderboard order (finished ones first); trials without one are
+    left out, so the first entry is the best search trial with an α history."""
     search = board[board["kind"] == "search"]
     search = search.sort_values("status", key=lambda status: status != "FINISHED", kind="stable")
-    for row in search.head(tries).itertuples():
+    histories = {}
+    for row in search.head(limit).itertuples():
         history = load_alpha_history(tracking_uri, row.run_id)
         if not history.empty:
-            return row.trial, history
-    return None, pd.DataFrame()
-
-
-def _comparison_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:
-    lines = ["### TCM vs classification supervision vs random genotypes", ""]
-    supervision = tables.supervision_comparison(runs)
-    lines += _distribution(out, supervision, "group", "source/mAP", "supervision",
-                           "Retrained source mAP per group", written,
-                           "No data: no finished retrain trial with a `msinet.group` tag and `source/mAP`.")
-    lines += ["", "### SAM modes in cross-domain", ""]
-    sam = tables.sam_comparison(runs)
-    lines += _distribution(out, sam, "sam_mode", "target/mAP", "sam_modes", "Target mAP per SAM mode", written,
-                           "No data: no finished cross-domain retrain trial (`target/mAP`) with a `sam_mode` param.")
-    lines += ["", "### Searched vs published genotype", ""]
-    published = tables.published_comparison(runs)
-    present = set(published["origin"])
-    if not {"published", "searched"} <= present:
-        missing = " and ".join(sorted({"published", "searched"} - present))
-        return lines + [f"No data: no finished retrain of a {missing} genotype with a source or target mAP."]
-    value = "source/mAP" if published["source/mAP"].notna().any() else "target/mAP"
-    shown = published.dropna(subset=[value]).assign(phase=lambda frame: frame["phase"].fillna("?"))
-    shown = shown.assign(category=shown["origin"] + " / " + shown["phase"])
-    _save_csv(published, out / "published.csv", written)
-    summary = _save_csv(tables.summarise(shown, ["phase", "origin"], value), out / "published_summary.csv", written)
-    _save_png(figures.plot_distribution(shown, "category", value, out / "published.png",
-                                        f"{value}: searched vs published genotype"), written)
-    return lines + ["Published = group `published` or param genotype `msmt`; searched = any other non-random "
-                    "genotype; compared within each phase.", "", markdown_table(summary), "",
-                    "![published](published.png)"]
-
-
-def _distribution(out: Path, long: pd.DataFrame, by: str, value: str, name: str, title: str, written: list[Path],
-                  absent: str) -> list[str]:
-    if long.empty:
-        return [absent]
-    _save_csv(long, out / f"{name}.csv", written)
-    summary = _save_csv(tables.summarise(long, by, value), out / f"{name}_summary.csv", written)
-    _save_png(figures.plot_distribution(long, by, value, out / f"{name}.png", title), written)
-    return [markdown_table(summary), "", f"![{name}]({name}.png)"]
+            histories[row.trial] = history
+    return histories
 
 
 def _cost_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:
     table = tables.cost_table(runs)
     if table.empty:
         return ["No data: no finished retrain trial with `source/mAP` and `params` or `macs`."]
-    _save_csv(table, out / "cost.csv", written)
-    _save_png(figures.plot_cost(table, "source/mAP", out / "cost.png"), written)
+    save_csv(table, out / "cost.csv", written)
+    save_png(figures.plot_cost(table, "source/mAP", out / "cost.png"), written)
     front = table[table["pareto_params"] | table["pareto_macs"]]
     return [f"{len(table)} finished retrains; {len(front)} on a Pareto front (source mAP against parameters or "
             "against MACs):", "", markdown_table(front), "", "![accuracy vs cost](cost.png)"]
@@ -301,32 +293,9 @@ def _cmc_section(out: Path, tracking_uri: str, board: pd.DataFrame, top: int, wr
             if key == "source/cmc":
                 lines.append("No data: no finished retrain trial has a `source/cmc` curve in `metrics.json`.")
             continue
-        _save_csv(cmc, out / f"{name}.csv", written)
+        save_csv(cmc, out / f"{name}.csv", written)
         count = cmc["trial"].nunique()
-        _save_png(figures.plot_cmc_curves(cmc, out / f"{name}.png", f"{key} of the top {count} trials"), written)
+        save_png(figures.plot_cmc_curves(cmc, out / f"{name}.png", f"{key} of the top {count} trials"), written)
         lines += [f"`{key}` of the top {count} finished retrains by the study's metric:", "",
                   f"![{key}]({name}.png)", ""]
     return lines
-
-
-def _save_csv(frame: pd.DataFrame, path: Path, written: list[Path]) -> pd.DataFrame:
-    frame.to_csv(path, index=False)
-    written.append(path)
-    return frame
-
-
-def _save_png(path: Path, written: list[Path]) -> None:
-    written.append(path)
-
-
-def _cell(value: Any) -> str:
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4g}"
-    text = " ".join(str(value).split()).replace("|", "\\|")
-    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS - 1] + "…"

@@ -165,6 +165,17 @@ def load_cmc(tracking_uri: str, runs: pd.DataFrame, key: str = "source/cmc") -> 
     return pd.DataFrame(rows, columns=["trial", "run_id", "rank", "rate"])
 
 
+def fetch_artefact(tracking_uri: str, run_id: str, name: str, dest: Path) -> Path | None:
+    """Copy the run's root artefact `name` to the file `dest`; None when the run has no such artefact."""
+    client = _client(tracking_uri)
+    if name not in {artefact.path for artefact in client.list_artifacts(run_id)}:
+        return None
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory(prefix="msinet-analysis-") as tmp:
+        dest.write_bytes(Path(client.download_artifacts(run_id, name, tmp)).read_bytes())
+    return dest
+
+
 def space_names(space: Any) -> list[str]:
     """The outer hyperparameters of a trial from its `msinet.space` tag ("lr,arch_lr"; empty or missing: none)."""
     if not isinstance(space, str):

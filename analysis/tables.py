@@ -12,7 +12,7 @@ from analysis.runs import space_names
 
 SCORE_METRICS = ("source/mAP", "source/rank1", "source/rank5", "source/mINP",
                  "target/mAP", "target/rank1", "target/rank5", "target/mINP", "val/mAP")
-GROUP_ORDER = ("tcm", "classification", "random", "published", "searched")
+GROUP_ORDER = ("tcm", "classification", "random", "published", "searched", "final")
 SAM_ORDER = ("none", "pos", "neg", "pos_neg")
 ORIGIN_ORDER = ("published", "searched")
 PUBLISHED_GENOTYPE = "msmt"

@@ -407,7 +407,7 @@ def leaderboard(rows: list[dict[str, Any]], study: study_spec.Study):
 def print_summary(table, launch: dict[str, Any], study: study_spec.Study) -> None:
     import pandas as pd
 
-    from analysis.links import runs_table_url, ui_command
+    from analysis.links import dashboard_command, runs_table_url, ui_command
 
     shown = table.drop(columns=[c for c in ("error",) if c in table])
     for column, label in (("params_no_classifier", "params (M)"), ("macs", "MACs (M)")):
@@ -430,6 +430,7 @@ def print_summary(table, launch: dict[str, Any], study: study_spec.Study) -> Non
         print(f"see it: {ui_command(uri)}")
         print(f"   then open {runs_table_url('http://127.0.0.1:5000', launch['experiment_id'])}")
     print(f"Optuna studies: {launch['optuna_storage']} (study names {study.name}-{launch['launch']}-PHASE)")
+    print(f"see them: {dashboard_command(launch['optuna_storage'])}")
 
 
 def _positive(text: str) -> int:

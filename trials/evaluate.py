@@ -22,6 +22,8 @@ from trials.config import ConfigError, TrialConfig, make_config
 from trials.data import DatasetError
 from trials.data.datasets import VEHICLEID_TEST_SIZES
 from trials.data.splits import load_splits
+from trials.evaluation.network_views import write_network_views
+from trials.evaluation.rank_lists import NUM_QUERIES
 from trials.evaluation.scoring import score_tests
 from trials.runtime.device import loader_workers, resolve_device
 from trials.runtime.rng import seed_everything
@@ -46,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--workers", type=int, help="data loader processes")
     parser.add_argument("--seed", type=int, default=0, help="seed (random init, VehicleID gallery draws)")
+    parser.add_argument("--visrank", type=int, default=0, metavar="K",
+                        help="also draw rank_lists.png (each query's top-K gallery images) and activation_maps.png")
+    parser.add_argument("--visrank-queries", type=int, default=NUM_QUERIES, metavar="N",
+                        help=f"queries drawn: N-1 seeded ones (the same for every network) and the worst by AP "
+                             f"(default {NUM_QUERIES})")
+    parser.add_argument("--vis-dir", help="folder for the pictures (default: visrank/ beside --weights, "
+                        "else ./visrank)")
     return parser
 
 
@@ -59,6 +68,9 @@ def evaluate_weights(args: argparse.Namespace) -> dict[str, Any]:
         "vehicleid_test_size": 2400 if args.vehicleid_test_size == "all" else args.vehicleid_test_size,
         "val_fraction": 0.0,
     })
+    if args.visrank < 0 or args.visrank_queries < 1:
+        raise ValueError(f"--visrank {args.visrank} / --visrank-queries {args.visrank_queries}: expected K >= 1 "
+                         "gallery images (0: no pictures) and N >= 1 queries")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     model, report = load_model(args.weights, args.genotype, cfg.vehicle, args.test_neck)
@@ -66,6 +78,10 @@ def evaluate_weights(args: argparse.Namespace) -> dict[str, Any]:
         print(report, file=sys.stderr)
     model.to(device)
     metrics = score_test_lists(model, cfg, device, args.vehicleid_test_size == "all")
+    if args.visrank:
+        views = write_network_views(model, load_splits(cfg).source, cfg.image_size, device, vis_dir(args),
+                                    args.visrank, args.visrank_queries, loader_workers(cfg.workers))
+        metrics.update({name.replace(".", "_"): str(path) for name, path in views.items()})
     cost = spaces.model_cost(model, (3, *cfg.image_size))
     return {**metrics, "genotype": str(model.genotype), "params": cost["params_no_classifier"],
             "macs": cost["macs"], "weights": str(args.weights) if args.weights else None}
@@ -117,6 +133,13 @@ def read_weights(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     except ValueError as error:
         raise ValueError(f"--weights {path}: {error}") from None
     return state, contents if isinstance(contents, dict) else {}
+
+
+def vis_dir(args: argparse.Namespace) -> Path:
+    """Where --visrank writes: --vis-dir, else visrank/ beside the weights, else ./visrank."""
+    if args.vis_dir:
+        return Path(args.vis_dir).expanduser()
+    return (Path(args.weights).parent if args.weights else Path.cwd()) / "visrank"
 
 
 def load_model(weights: str | None, genotype: str | None, vehicle: bool, test_neck: bool):

@@ -19,6 +19,7 @@ import spaces
 from trials.config import TrialConfig
 from trials.data.loaders import train_loader
 from trials.data.splits import load_splits
+from trials.evaluation.network_views import draw_network_views
 from trials.evaluation.scoring import refresh_validation, score_tests
 from trials.losses import reid_head_loss
 from trials.runtime.checkpoint import read_state, write_state
@@ -87,6 +88,8 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
             write_state(state, Path(tmp))
             spaces.save_checkpoint(model, Path(tmp) / "model.pt", genotype, config=cfg.to_dict())
             (Path(tmp) / "genotype.json").write_text(genotype.to_json())
+            if last_epoch:  # rank_lists.png, activation_maps.png: logged to MLflow with the final artefacts
+                draw_network_views(model, splits, cfg, device, workers, Path(tmp))
             session.report(metrics, Path(tmp))
     return metrics
 

@@ -11,7 +11,8 @@ fluent `mlflow.start_run`, no global state), so the hook works the same in the d
   trial resumed from its last checkpoint, are not logged twice), the genotype as the `genotype` tag;
 * the final report (the last epoch, or one that holds `source/mAP`), or `finish()` from the driver when a
   scheduler stopped the trial early: genotype.json, checkpoint/model.pt, the alpha history (search
-  trials), cmc.png and metrics.json as artefacts, then the run is marked FINISHED;
+  trials), the rank lists and activation maps (retrains), cmc.png and metrics.json as artefacts, then the
+  run is marked FINISHED;
 * `fail(message)`: the `error` tag and status FAILED (the platform calls it when a trial dies).
 """
 
@@ -37,7 +38,8 @@ MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
 MAX_PARAM_KEY = 250
 BATCH_METRICS = 1000  # MLflow's limits per log_batch call
 BATCH_PARAMS = 100
-ROOT_ARTEFACTS = ("genotype.json", "alpha_history.csv", "alpha_history.npy")
+ROOT_ARTEFACTS = ("genotype.json", "alpha_history.csv", "alpha_history.npy", "rank_lists.png", "activation_maps.png",
+                  "rank_lists.json")
 CHECKPOINT_ARTEFACTS = ("model.pt",)
 
 

@@ -155,6 +155,7 @@ def _log_trial(client: MlflowClient, experiment_id: str, parent: str, launch: st
         artefacts["alpha_history.npy"] = buffer.getvalue()
     if trial.cmc:
         artefacts["metrics.json"] = json.dumps({**trial.final, **trial.cmc, "genotype": trial.genotype}).encode()
+        artefacts.update(_views(trial))
     for name, data in artefacts.items():
         _log_bytes(client, trial.run_id, name, data)
     if trial.error:
@@ -165,6 +166,25 @@ def _log_trial(client: MlflowClient, experiment_id: str, parent: str, launch: st
         wall = 60_000 + 1000 * len(trial.name)
         client.set_terminated(trial.run_id, trial.status, end_time=start + wall)
         trial.wall_seconds = wall / 1000
+
+
+def _views(trial: Trial) -> dict[str, bytes]:
+    """What a retrain logs at its last epoch: two PNG grids and the record of their queries (seeded 4, 9;
+    the worst differs per trial)."""
+    from PIL import Image
+
+    shade = sum(map(ord, trial.name)) % 200
+    pictures = {}
+    for name, size in (("rank_lists.png", (360, 300)), ("activation_maps.png", (180, 300))):
+        buffer = io.BytesIO()
+        Image.new("RGB", size, (shade, 120, 200 - shade)).save(buffer, format="PNG")
+        pictures[name] = buffer.getvalue()
+    worst = 20 + len(trial.name) % 5
+    queries = [{"index": 4, "reason": "seeded", "ap": 0.5, "gallery": []},
+               {"index": 9, "reason": "seeded", "ap": 0.4, "gallery": []},
+               {"index": worst, "reason": "worst AP", "ap": 0.01, "gallery": []}]
+    record = {"dataset": "market1501", "seed": 0, "top_k": 8, "queries": queries}
+    return {**pictures, "rank_lists.json": json.dumps(record).encode()}
 
 
 def _log_bytes(client: MlflowClient, run_id: str, name: str, data: bytes) -> None:

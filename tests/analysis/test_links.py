@@ -1,6 +1,6 @@
 """Links to the MLflow UI: the runs table (not the traces overview) and the command that serves a local store."""
 
-from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
+from analysis.links import dashboard_command, is_server, runs_table_url, ui_base_url, ui_command
 
 
 def test_runs_table_url_points_at_the_experiments_runs_tab():
@@ -24,3 +24,8 @@ def test_a_server_needs_no_command_only_its_url():
     assert is_server("http://head:5000") and not is_server("sqlite:////x.db")
     assert ui_command("http://head:5000/") == "http://head:5000"
     assert ui_base_url("https://mlflow.example.org") == "https://mlflow.example.org"
+
+
+def test_dashboard_command_serves_the_optuna_storage_locally():
+    assert dashboard_command("sqlite:////tmp/my runs/optuna.db", port=8123) == (
+        "optuna-dashboard 'sqlite:////tmp/my runs/optuna.db' --host 127.0.0.1 --port 8123")

@@ -14,11 +14,16 @@ from analysis.runs import REPO_ROOT, LaunchNotFound
 from analysis.tables import leaderboard
 
 SECTIONS = ("## Trial status", "## Leaderboard", "## Genotype statistics", "### Operation won per slot",
-            "### Final α of the best search trial", "### α over epochs", "## Comparisons the paper makes",
+            "### Decision margins", "### Agreement between search trials", "### Final α of the best search trial",
+            "### α over epochs", "## Comparisons the paper makes",
             "### TCM vs classification supervision vs random genotypes", "### SAM modes in cross-domain",
-            "### Searched vs published genotype", "## Accuracy vs cost", "## CMC curves of the top trials")
+            "### Searched vs published genotype", "## Accuracy vs cost", "## CMC curves of the top trials",
+            "## Ranked lists and activation maps of the top retrains")
+TOP_RETRAINS = ("retrain/b_00001", "retrain/b_00000", "retrain/b_00006")  # by val/mAP
 FIGURES = {"operation_counts.png", "final_alpha.png", "alpha_curves.png", "supervision.png", "sam_modes.png",
-           "published.png", "cost.png", "cmc.png", "cmc_target.png"}
+           "published.png", "cost.png", "cmc.png", "cmc_target.png",
+           *(f"{kind}-{trial.replace('/', '_')}.png" for trial in TOP_RETRAINS
+             for kind in ("rank_lists", "activation_maps"))}
 
 
 def test_the_report_has_every_section_with_its_figures(written_report):
@@ -56,7 +61,8 @@ def test_the_csv_tables_hold_what_the_functions_return(study_runs, written_repor
     pd.testing.assert_frame_equal(counts, operation_counts(study_runs), check_dtype=False)
     alpha = pd.read_csv(folder / "final_alpha.csv")
     assert alpha.shape == (12, 5) and alpha[["none", "exc", "ag", "cross_att"]].sum(axis=1).round(6).eq(1).all()
-    for name in ("supervision", "sam_modes", "published", "cost", "cmc", "status"):
+    for name in ("supervision", "sam_modes", "published", "cost", "cmc", "status", "decision_margins",
+                 "decision_summary", "agreement"):
         assert not pd.read_csv(folder / f"{name}.csv").empty, name
 
 
@@ -102,3 +108,70 @@ def test_the_default_folder_is_under_the_repositorys_runs():
 def test_markdown_tables_escape_pipes_and_cut_long_tables():
     table = markdown_table(pd.DataFrame({"a": ["x|y", None], "b": [1234567.0, 0.123456]}), limit=1)
     assert "x\\|y" in table and "1,234,567" in table and "1 more rows" in table
+
+
+def test_the_report_gives_margins_beside_counts_and_a_verdict_per_search_trial(study_store, written_report):
+    text = written_report.read_text()
+    summary = pd.read_csv(written_report.parent / "decision_summary.csv")
+    searches = study_store.by_kind("search")
+    assert set(summary["trial"]) == {t.name for t in searches}
+    assert (summary["verdict"] == "decided").all()  # the store's α histories end at 0.85 on their genotype
+    assert "the whole genotype is undecided" not in text
+    assert re.search(r"\| 2 \(Δ 0\.800\) \|", text)  # slot counts with the margin of the trials behind them
+    agreement = pd.read_csv(written_report.parent / "agreement.csv")
+    assert set(agreement["launch"]) == {"L2"} and (agreement["trials"] == len(searches)).all()
+    assert "launch L2: 3 search trials agree on" in text
+
+
+def test_every_comparison_gives_intervals_pairs_and_says_when_it_is_anecdotal(written_report):
+    text = written_report.read_text()
+    folder = written_report.parent
+    for name, by in (("supervision", "group"), ("sam_modes", "sam_mode")):
+        summary = pd.read_csv(folder / f"{name}_summary.csv")
+        long = pd.read_csv(folder / f"{name}.csv")
+        assert {"n", "mean", "ci_low", "ci_high", "anecdotal"} <= set(summary.columns)
+        assert list(summary["n"]) == list(long.groupby(by, sort=False).size())
+        assert (summary["ci_low"] <= summary["mean"] + 1e-12).all()
+        assert (summary["mean"] <= summary["ci_high"] + 1e-12).all()
+        assert (summary["anecdotal"] == (summary["n"] < 3)).all()
+    published = pd.read_csv(folder / "published_summary.csv")
+    assert {"phase", "origin", "ci_low", "ci_high"} <= set(published.columns)
+    pairs = pd.read_csv(folder / "supervision_pairs.csv")
+    assert ("tcm", "classification") in set(zip(pairs["a"], pairs["b"], strict=True))
+    assert pairs["p_a_beats_b"].between(0, 1).all()
+    assert "P(tcm beats random) = 1.00 — anecdotal" in text  # tcm 0.60/0.62 against random 0.41/0.44, n = 2 each
+    assert text.count("**Anecdotal**") == 3  # every comparison in the store has a group of fewer than 3
+    assert "bootstrap 95 % interval" in text
+
+
+def test_the_top_retrains_rank_lists_and_activation_maps_are_shown_with_their_shared_queries(study_store,
+                                                                                          written_report, tmp_path):
+    text = written_report.read_text()
+    section = text[text.index("## Ranked lists and activation maps"):]
+    assert [line[4:] for line in section.splitlines() if line.startswith("### ")] == list(TOP_RETRAINS)
+    assert "Queries 4, 9 appear in every network's rank list" in section
+    client = MlflowClient(study_store.uri)
+    for trial in TOP_RETRAINS:
+        slug = trial.replace("/", "_")
+        logged = client.download_artifacts(study_store.trials[trial].run_id, "rank_lists.png",
+                                           str(tmp_path / slug))
+        with open(logged, "rb") as original:
+            assert (written_report.parent / f"rank_lists-{slug}.png").read_bytes() == original.read()
+        assert f"![rank lists of {trial}](rank_lists-{slug}.png)" in section
+        assert f"![activation maps of {trial}](activation_maps-{slug}.png)" in section
+
+
+def test_a_final_group_is_its_own_row_never_pooled_with_the_others(study_runs, tmp_path):
+    from analysis.report_comparisons import comparison_section
+
+    tcm = study_runs[(study_runs["group"] == "tcm") & (study_runs["status"] == "FINISHED")
+                     & (study_runs["kind"] == "retrain")]
+    final = tcm.assign(group="final", phase="final", trial=lambda frame: "final/" + frame["trial"])
+    lines = comparison_section(tmp_path, pd.concat([study_runs, final], ignore_index=True), [])
+    summary = pd.read_csv(tmp_path / "supervision_summary.csv").set_index("group")
+    assert summary.loc["final", "n"] == len(final) and summary.loc["tcm", "n"] == len(tcm)
+    assert list(summary.index)[-1] == "final"
+    assert any("Group `final`" in line and "not pooled" in line for line in lines)
+    published = pd.read_csv(tmp_path / "published_summary.csv")
+    assert set(published.loc[published["phase"] == "final", "origin"]) <= {"published", "searched"}
+    assert published.loc[published["phase"] == "retrain", "n"].sum() == 5  # the final runs are not in it

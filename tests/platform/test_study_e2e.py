@@ -67,6 +67,7 @@ def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
     result = launch("--study", "smoke", "--run-dir", str(run_dir), "--num-cpus", "2", *SHORT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "leaderboard of smoke" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
+    assert f"optuna-dashboard sqlite:///{run_dir}/optuna.db --host 127.0.0.1 --port 8080" in result.stdout
     assert "#/experiments/" in result.stdout and "/runs" in result.stdout
     trials = check_store(run_dir, expect_trials=4)
     search = [r for r in trials if r.data.tags["msinet.kind"] == "search"]
@@ -79,7 +80,8 @@ def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
         assert {"genotype.json", "alpha_history.npy"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     for run in retrain:
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"genotype.json", "cmc.png", "checkpoint", "metrics.json"} <= names
+        assert {"genotype.json", "cmc.png", "checkpoint", "metrics.json", "rank_lists.png",
+                "activation_maps.png"} <= names
         assert run.data.params["scale"] == "smoke" and "lr" in run.data.tags["msinet.space"]
     # the Optuna study lives beside the MLflow store, so optuna-dashboard can open it
     import optuna
@@ -99,8 +101,13 @@ def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
     assert report.returncode == 0, report.stderr
     folder = next((run_dir / "reports").iterdir())
     text = (folder / "report.md").read_text()
-    for section in ("Leaderboard", "Genotype statistics", "Accuracy vs cost", "CMC"):
+    for section in ("Leaderboard", "Genotype statistics", "Accuracy vs cost", "CMC", "Decision margins",
+                    "Agreement between search trials", "bootstrap 95 % interval",
+                    "Ranked lists and activation maps of the top retrains"):
         assert section in text
+    assert "the whole genotype is undecided" in text  # a few smoke epochs leave softmax(α) near uniform
+    assert "No data: no finished retrain trial logged `rank_lists.png`" not in text
+    assert len(list(folder.glob("rank_lists-*.png"))) == 2 and len(list(folder.glob("activation_maps-*.png"))) == 2
     parent = children(f"sqlite:///{run_dir}/mlflow.db")[0][0]
     assert any(a.path == "report" for a in client.list_artifacts(parent.info.run_id))
 

@@ -57,11 +57,13 @@ def test_a_smoke_retrain_is_one_child_run_with_metrics_tags_and_artefacts(store,
     assert [m.step for m in client.get_metric_history(run.info.run_id, "source/mAP")] == [2]
 
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"genotype.json", "cmc.png", "metrics.json", "checkpoint"} <= names
+    assert {"genotype.json", "cmc.png", "metrics.json", "checkpoint", "rank_lists.png", "activation_maps.png",
+            "rank_lists.json"} <= names
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == ["checkpoint/model.pt"]
-    png = client.download_artifacts(run.info.run_id, "cmc.png", str(tmp_path))
-    with open(png, "rb") as f:
-        assert f.read(8) == PNG_MAGIC
+    for name in ("cmc.png", "rank_lists.png", "activation_maps.png"):
+        png = client.download_artifacts(run.info.run_id, name, str(tmp_path))
+        with open(png, "rb") as f:
+            assert f.read(8) == PNG_MAGIC
     assert not (tmp_path / "mlruns").exists()  # artefacts beside the SQLite file, not in the cwd
 
     # A resumed trial (a fresh hook, same name) logs into the same run.

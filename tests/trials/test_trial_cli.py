@@ -24,6 +24,7 @@ def test_retrain_then_evaluate_its_checkpoint(synthetic_root, tmp_path):
     assert done.returncode == 0, done.stderr
     final = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"source/mAP", "source/rank1", "val/mAP", "params", "genotype"} <= set(final)
+    assert all((out / "checkpoint" / name).is_file() for name in ("rank_lists.png", "activation_maps.png"))
 
     again = _run("trials.retrain", "--scale", "smoke", "--data-dir", str(synthetic_root), "--out", str(out))
     assert again.returncode == 2 and "--resume" in again.stderr  # nothing recorded is overwritten
@@ -39,11 +40,18 @@ def test_retrain_then_evaluate_its_checkpoint(synthetic_root, tmp_path):
 
     # scored at the size the weights were trained at (64x32 at smoke scale) without being told
     scored = _run("trials.evaluate", "--weights", str(out / "checkpoint" / "model.pt"), "--dataset",
-                  "market1501", "--data-dir", str(synthetic_root))
+                  "market1501", "--data-dir", str(synthetic_root), "--visrank", "3", "--visrank-queries", "2")
     assert scored.returncode == 0, scored.stderr
     metrics = json.loads(scored.stdout.strip().splitlines()[-1])
     assert metrics["genotype"] == final["genotype"]
     assert abs(metrics["source/mAP"] - final["source/mAP"]) < 1e-6
+    views = out / "checkpoint" / "visrank"  # beside --weights by default
+    assert metrics["rank_lists_png"] == str(views / "rank_lists.png")
+    record = json.loads((views / "rank_lists.json").read_text())
+    assert record["top_k"] == 3 and len(record["queries"]) == 2
+    assert all(len(query["gallery"]) == 3 for query in record["queries"])
+    trained = json.loads((out / "checkpoint" / "rank_lists.json").read_text())
+    assert record["queries"][0]["index"] == trained["queries"][0]["index"]  # the seeded queries are shared
 
     # the state.pt beside model.pt holds the same network
     from_state = _run("trials.evaluate", "--weights", str(out / "checkpoint" / "state.pt"), "--dataset",
@@ -57,6 +65,12 @@ def test_retrain_then_evaluate_its_checkpoint(synthetic_root, tmp_path):
     bad = _run("trials.evaluate", "--weights", str(broken), "--dataset", "market1501", "--data-dir",
                str(synthetic_root))
     assert bad.returncode == 2 and str(broken) in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("args", [["--visrank", "-1"], ["--visrank", "4", "--visrank-queries", "0"]])
+def test_bad_visrank_values_are_a_clear_error(synthetic_root, args):
+    done = _run("trials.evaluate", "--dataset", "market1501", "--data-dir", str(synthetic_root), *args)
+    assert done.returncode == 2 and "--visrank" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.slow

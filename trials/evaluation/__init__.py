@@ -3,6 +3,7 @@
 `metrics` holds the protocol (Market-1501 CMC / mAP / mINP, VehicleID draws) and `reranking` the
 k-reciprocal re-ranking; both are plain functions of arrays. `features` runs a network over a loader, and
 `scoring` scores a trial's validation and test splits as the flat `PREFIX/metric` dicts trials report.
+`rank_lists` and `activation_maps` draw what a network returns and where it looks, `network_views` both.
 The command line is `python -m trials.evaluate`.
 """
 
