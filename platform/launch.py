@@ -347,7 +347,9 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
             record.update(status="running", experiment=path)
             save(launch)
             if tune.Tuner.can_restore(path):
-                print(f"phase {phase.name}: continuing {path}", file=sys.stderr)
+                print(f"phase {phase.name}: continuing {path} (if Tune reports a FileNotFoundError for a "
+                      "checkpoint_NNNNNN below, that checkpoint was pruned by keep_checkpoints; the trial continues "
+                      "from its newest one)", file=sys.stderr)
                 tuner = study_tune.restore_tuner(phase, context, path)
             else:
                 phase_with_data = dataclasses.replace(phase, config={**phase.config, "data_dir": launch["data_dir"]})

@@ -136,6 +136,7 @@ def test_interrupted_study_resumes_without_duplicates(run_dir):
     assert "--resume" in err
     parents, trials = children(f"sqlite:///{run_dir}/mlflow.db")
     assert parents[0].info.status == "KILLED"
+    assert trials and not [r.info.run_name for r in trials if r.info.status == "RUNNING"]  # no stale RUNNING
 
     resumed = subprocess.run([*command[:6], "--resume", "--num-cpus", "2"], cwd=ROOT, capture_output=True,
                              text=True, timeout=600)

@@ -86,5 +86,18 @@ def test_non_finite_loss_stops_with_a_clear_error(synthetic_root, tmp_path):
     from trials.runtime.divergence import NonFiniteLossError
 
     config = _config(synthetic_root, tmp_path / "nan", epochs=1, lr=1e30, warmup_epochs=0)
-    with pytest.raises(NonFiniteLossError, match=r"loss '.+' is (nan|inf|-inf) at epoch 1, iteration \d+"):
+    with pytest.raises(NonFiniteLossError, match=r"(loss '.+' is|the weights became) (nan|inf|-inf) (after the step )?"
+                       r"at epoch 1, iteration \d+ \(lr 1e\+30\)"):
         run_retrain(config, LocalSession(config["out"], verbose=False))
+
+
+def test_weights_that_diverge_while_the_loss_looks_finite_are_caught():
+    """BN running statistics can blow up while the (batch-normalised) loss stays finite; the check sees them."""
+    from trials.runtime.divergence import NonFiniteLossError, check_finite
+
+    model = spaces.build_msinet("msmt", 4)
+    check_finite({"loss": torch.tensor(1.0)}, 3, 7, 0.1, [*model.parameters(), *model.buffers()])
+    model.conv1.bn.running_var[0] = float("inf")
+    with pytest.raises(NonFiniteLossError, match=r"the weights became (inf|nan) after the step at epoch 3, "
+                                                 r"iteration 7 \(lr 0.1\); the losses were loss 1"):
+        check_finite({"loss": torch.tensor(1.0)}, 3, 7, 0.1, [*model.parameters(), *model.buffers()])
