@@ -20,24 +20,6 @@ def _config(root, out, **extra):
             "eval_interval": 1, "seed": 0, **extra}
 
 
-class Interrupted(Exception):
-    pass
-
-
-class StopAfter(LocalSession):
-    """A session that dies after N reports, like a trial killed mid-run."""
-
-    def __init__(self, out, reports):
-        super().__init__(out, verbose=False)
-        self.left = reports
-
-    def report(self, metrics, checkpoint_dir=None):
-        super().report(metrics, checkpoint_dir)
-        self.left -= 1
-        if self.left == 0:
-            raise Interrupted
-
-
 def test_retrain_learns_far_beyond_the_untrained_network(synthetic_root, tmp_path):
     config = _config(synthetic_root, tmp_path / "run", epochs=25, milestones=[20], eval_interval=5)
     final = run_retrain(config, LocalSession(config["out"], verbose=False))
@@ -55,12 +37,12 @@ def test_retrain_learns_far_beyond_the_untrained_network(synthetic_root, tmp_pat
     assert (tmp_path / "run" / "checkpoint" / "model.pt").exists()
 
 
-def test_resume_ends_where_an_uninterrupted_run_ends(synthetic_root, tmp_path):
+def test_resume_ends_where_an_uninterrupted_run_ends(synthetic_root, tmp_path, stop_after):
     whole = run_retrain(_config(synthetic_root, tmp_path / "whole", epochs=4),
                         LocalSession(tmp_path / "whole", verbose=False))
     config = _config(synthetic_root, tmp_path / "cut", epochs=4)
-    with pytest.raises(Interrupted):
-        run_retrain(config, StopAfter(tmp_path / "cut", reports=2))
+    with pytest.raises(stop_after.Interrupted):
+        run_retrain(config, stop_after(tmp_path / "cut", reports=2))
     session = LocalSession(tmp_path / "cut", verbose=False)
     resumed = run_retrain(config, session)
     assert [m["epoch"] for m in session.history] == [3, 4]

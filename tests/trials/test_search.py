@@ -44,25 +44,7 @@ def test_search_moves_alpha_and_derives_a_valid_genotype(synthetic_root, tmp_pat
     assert spaces.resolve_genotype(str(tmp_path / "checkpoint" / "genotype.json")) == genotype
 
 
-class Interrupted(Exception):
-    pass
-
-
-class StopAfter(LocalSession):
-    """A session that dies after N reports, like a trial killed mid-run."""
-
-    def __init__(self, out, reports):
-        super().__init__(out, verbose=False)
-        self.left = reports
-
-    def report(self, metrics, checkpoint_dir=None):
-        super().report(metrics, checkpoint_dir)
-        self.left -= 1
-        if self.left == 0:
-            raise Interrupted
-
-
-def test_valid_stream_runs_across_epochs_and_resumes_exactly(synthetic_root, tmp_path):
+def test_valid_stream_runs_across_epochs_and_resumes_exactly(synthetic_root, tmp_path, stop_after):
     config = _config(synthetic_root, tmp_path / "whole", epochs=3, eval_interval=3, iters_per_epoch=3)
     run_search(config, LocalSession(tmp_path / "whole", verbose=False))
     whole = torch.load(tmp_path / "whole" / "checkpoint" / "state.pt", weights_only=False)
@@ -74,8 +56,8 @@ def test_valid_stream_runs_across_epochs_and_resumes_exactly(synthetic_root, tmp
     assert stream["pass"] * per_pass + stream["drawn"] == 3 * 3
 
     cut = {**config, "out": str(tmp_path / "cut")}
-    with pytest.raises(Interrupted):
-        run_search(cut, StopAfter(tmp_path / "cut", reports=1))
+    with pytest.raises(stop_after.Interrupted):
+        run_search(cut, stop_after(tmp_path / "cut", reports=1))
     run_search(cut, LocalSession(tmp_path / "cut", verbose=False))
     resumed = torch.load(tmp_path / "cut" / "checkpoint" / "state.pt", weights_only=False)
     assert resumed["valid_stream"] == stream
