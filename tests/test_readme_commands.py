@@ -25,6 +25,7 @@ def test_the_readme_names_the_standalone_commands():
         assert any(start in c for c in commands), start
 
 
+@pytest.mark.timeout(2400)  # a search and a retrain at smoke scale, one after the other
 def test_readme_commands_run_as_written(tmp_path):
     # A checkout-like folder: the code and .venv linked in, data/ and runs/ written fresh.
     for name in ("spaces", "trials", "analysis", "platform", ".venv"):
