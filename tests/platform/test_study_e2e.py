@@ -121,7 +121,8 @@ def test_interrupted_study_resumes_without_duplicates(run_dir):
         state = None
         while time.monotonic() < deadline and driver.poll() is None:  # wait for the retrain phase to start
             files = list((run_dir / "launches" / "smoke").glob("*.json")) if (run_dir / "launches").exists() else []
-            state = json.loads(files[0].read_text()) if files else None
+            text = files[0].read_text() if files else ""
+            state = json.loads(text) if text else None  # a record just claimed is still empty
             if state and state["phases"].get("retrain", {}).get("status") == "running":
                 break
             time.sleep(1)
