@@ -198,7 +198,7 @@ def _validate(c: TrialConfig) -> None:
         if not ok:
             raise ConfigError(f"{name}: expected {expected}, got {getattr(c, name)!r}")
 
-    from trials.data.names import source_names  # names only: nothing is read
+    from trials.dataset_names import source_names  # names only: no torch, nothing read
 
     for name in ("dataset", "target_dataset"):
         try:

@@ -11,8 +11,8 @@ import json
 import sys
 
 from trials.data.datasets import DATASETS, VEHICLEID_TEST_SIZES, DatasetError, load_dataset, summarize
-from trials.data.names import source_names
 from trials.data.synthetic import DEFAULT_IDS, DOMAINS, LAYOUTS, synthesize
+from trials.dataset_names import source_names
 
 SPLITS = ("train", "query", "gallery")
 

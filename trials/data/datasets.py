@@ -28,12 +28,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from trials.dataset_names import DatasetError  # defined with the names, which import no torch
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VEHICLEID_TEST_SIZES = (800, 1600, 2400)
 
 
-class DatasetError(ValueError):
-    """A dataset folder, file, name or option that cannot be used; the message names it."""
 
 
 class Sample(NamedTuple):
@@ -362,7 +362,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike, **options) -> ReIDDatas
     `module:function` a loader written in Python (trials.data.registry). One source only: a name joined
     with '+' is loaded source by source (trials.data.splits).
     """
-    from trials.data import listed, names, registry  # they build on this module
+    from trials import dataset_names as names
+    from trials.data import listed, registry  # they build on this module
 
     names.check_name(name)
     if name.startswith(names.LIST_PREFIX) or name not in DATASETS:

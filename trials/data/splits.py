@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from trials.config import TrialConfig
 from trials.data.datasets import DatasetError, ReIDDataset, Sample, load_dataset
 from trials.data.holdout import holdout_split
-from trials.data.names import dataset_kind, source_names
+from trials.data.names import dataset_kind
+from trials.dataset_names import source_names
 
 
 @dataclass

@@ -17,8 +17,8 @@ from torch import nn
 from trials.config import TrialConfig
 from trials.data import ReIDDataset, Sample
 from trials.data.loaders import test_loader
-from trials.data.names import metric_label
 from trials.data.splits import Splits
+from trials.dataset_names import metric_label
 from trials.evaluation.features import evaluate, extract_features
 from trials.evaluation.metrics import metric_summary, vehicleid_metrics
 

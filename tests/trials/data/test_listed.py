@@ -196,3 +196,13 @@ def test_import_path_loader_and_its_errors(tmp_path: Path, monkeypatch):
         load_dataset("no_such_module_here:load", tmp_path)
     with pytest.raises(DatasetError, match="has no function nothing"):
         load_dataset("my_reid_loader:nothing", tmp_path)
+
+
+def test_name_checks_know_the_builtin_layouts_without_importing_them():
+    from trials.dataset_names import BUILTIN
+
+    assert set(BUILTIN) <= set(DATASETS) and set(DATASETS) - set(BUILTIN) <= {"mine_registered"}
+    code = ("import sys; from trials.config import make_config; make_config('retrain', {'dataset': 'list:x+veri'}); "
+            "assert 'torch' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
