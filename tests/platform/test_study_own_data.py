@@ -1,5 +1,5 @@
 """Own data in studies: list datasets and several sources named in study files and with --set, checked by the
-driver before any trial starts, and a real launch that trains on a list dataset beside Market-1501."""
+driver before any trial starts, and a real launch that trains on Market-1501, a list dataset and a loader written in Python together."""
 
 import pytest
 import study_data
@@ -54,16 +54,31 @@ def test_sources_of_both_kinds_are_refused_by_the_driver(launch, synthetic_root,
     assert result.returncode == 2 and "mixes persons and vehicles" in result.stderr
 
 
+LOADER = """
+import csv, os
+
+def load_mine(data_dir):
+    def read(name):
+        with open(os.path.join(data_dir, "custom", name)) as handle:
+            return [("custom/" + r["path"], r["pid"], r["camid"]) for r in csv.DictReader(handle)]
+    return read("train.csv"), read("query.csv"), read("gallery.csv")
+"""
+
+
 @pytest.mark.slow
-def test_in_domain_trains_on_market1501_and_a_list_dataset(launch, tmp_path, run_dir):
+def test_in_domain_trains_on_market1501_a_list_dataset_and_a_python_loader(launch, tmp_path, run_dir):
     data = tmp_path / "data"
     synthesize("market1501", data, ids=24, seed=0)
     synthesize("list", data, ids=24, seed=5)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "own_reid_loader.py").write_text(LOADER)
+    sources = f"[market1501, list:{data / 'custom'}, own_reid_loader:load_mine]"
     result = launch("--study", "in_domain", "--scale", "smoke", "--data-dir", str(data), "--run-dir", str(run_dir),
-                    "--num-cpus", "2", "--set", f"dataset=[market1501, list:{data / 'custom'}]",
+                    "--num-cpus", "2", "--set", f"dataset={sources}",
                     "--set", "retrain.num_samples=1", "--set", "epochs=2", "--set", "eval_interval=1",
                     "--set", "iters_per_epoch=2", "--set", "ids_per_batch=4",
-                    "--set", "retrain.early_stopping.grace_period=1")
+                    "--set", "retrain.early_stopping.grace_period=1", env={"PYTHONPATH": str(code)})
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{run_dir}/mlflow.db")
     experiment = client.get_experiment_by_name("in_domain")
@@ -72,6 +87,7 @@ def test_in_domain_trains_on_market1501_and_a_list_dataset(launch, tmp_path, run
     assert len(trials) == 2  # the retrain trial and the final one
     for run in trials:
         assert run.info.status == "FINISHED"
-        assert run.data.params["dataset"] == f"market1501+list:{data / 'custom'}"
-        for key in ("source/market1501/mAP", "source/custom/mAP", "source/mAP"):
+        assert run.data.params["dataset"] == f"market1501+list:{data / 'custom'}+own_reid_loader:load_mine"
+        assert run.data.metrics["num_classes"] in (12 + 12 + 12, 36 - round(0.2 * 36))  # final: no hold-out
+        for key in ("source/market1501/mAP", "source/custom/mAP", "source/load_mine/mAP", "source/mAP"):
             assert 0.0 < run.data.metrics[key] <= 1.0, key
