@@ -1,5 +1,6 @@
 """Own data in studies: list datasets and several sources named in study files and with --set, checked by the
-driver before any trial starts, and a real launch that trains on Market-1501, a list dataset and a loader written in Python together."""
+driver before any trial starts, and a real launch that trains on Market-1501, a list dataset and a loader
+written in Python together."""
 
 import pytest
 import study_data
