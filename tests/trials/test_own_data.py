@@ -123,3 +123,12 @@ def test_evaluate_command_scores_a_list_dataset_and_two_sources(own_root):
     bad = subprocess.run([sys.executable, "-m", "trials.evaluate", "--dataset", "list:nothing", "--data-dir",
                           str(own_root)], cwd=root, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and bad.stderr.startswith("error: list:nothing") and "Traceback" not in bad.stderr
+
+
+def test_a_list_dataset_as_cross_domain_target(own_root):
+    cfg = make_config("retrain", {"scale": "smoke", "dataset": "market1501", "target_dataset": "list:custom",
+                                  "data_dir": str(own_root), "val_fraction": 0})
+    splits = load_splits(cfg)
+    assert splits.target.name == "list:custom" and splits.target.listed
+    metrics = score_tests(_untrained(splits.num_classes), splits, cfg, CPU, 0)
+    assert metrics["target/num_valid_queries"] == len(splits.target.query) and 0 < metrics["target/mAP"] <= 1
