@@ -19,43 +19,61 @@ class DataError(ValueError):
     """A dataset the study reads cannot be used; the message names it, the layout expected and the way out."""
 
 
-def datasets(study: Study) -> dict[str, str]:
-    """Every dataset the study reads -> 'source' or 'target'."""
-    roles: dict[str, str] = {}
+def trained_names(study: Study) -> list[str]:
+    """Every value of `dataset` a trial can get, as written (`a+b` trains on two sources)."""
+    names: list[str] = []
     for phase in study.phases:
-        roles.setdefault(phase.config.get("dataset", "market1501"), "source")
-        for key in ("dataset", "target_dataset"):
-            for value in phase.grid.get(key, []) + phase.space.get(key, {}).get("choice", []):
-                roles.setdefault(value, "source" if key == "dataset" else "target")
+        for value in ([phase.config.get("dataset", "market1501")] + phase.grid.get("dataset", [])
+                      + phase.space.get("dataset", {}).get("choice", [])):
+            if value not in names:
+                names.append(value)
+    return names
+
+
+def datasets(study: Study) -> dict[str, str]:
+    """Every dataset the study reads (each source of `a+b` on its own) -> 'source' or 'target'."""
+    roles: dict[str, str] = {}
+    for name in trained_names(study):
+        for part in str(name).split("+"):
+            roles.setdefault(part.strip(), "source")
+    for phase in study.phases:
+        values = phase.grid.get("target_dataset", []) + phase.space.get("target_dataset", {}).get("choice", [])
         if phase.config.get("target_dataset"):
-            roles.setdefault(phase.config["target_dataset"], "target")
+            values.append(phase.config["target_dataset"])
+        for value in values:
+            roles.setdefault(value, "target")
     return roles
 
 
 def prepare_synthetic(study: Study, data_dir: Path, seed: int = 0) -> dict[str, dict]:
-    """Generate (or reuse) a stand-in of every dataset the study reads under `data_dir`."""
+    """Generate (or reuse) a stand-in of every built-in dataset the study reads under `data_dir`.
+
+    List folders and loaders written in Python are the user's own data: they are read as they are."""
     from trials.data import synthesize  # torch: imported only when data is touched
 
     counts = {}
     for index, (name, role) in enumerate(sorted(datasets(study).items())):
-        if name not in SYNTHETIC_IDS:
-            raise DataError(f"data: --synthetic has no stand-in for dataset {name!r}; stand-ins exist for "
-                            f"{', '.join(SYNTHETIC_IDS)}. Fix the dataset name, or give --data-dir with the real "
-                            "data")
-        counts[name] = synthesize(name, data_dir, ids=SYNTHETIC_IDS[name], seed=seed + index,
-                                  domain="A" if role == "source" else "B")
+        if name in SYNTHETIC_IDS:
+            # the platform's own stand-ins: regenerated when the generator changed
+            counts[name] = synthesize(name, data_dir, ids=SYNTHETIC_IDS[name], seed=seed + index,
+                                      domain="A" if role == "source" else "B", overwrite=True)
     return counts
 
 
 def check_data(study: Study, data_dir: Path, synthetic: bool, image_cache: Path | None = None) -> None:
-    """Load every dataset once and open every image once (cached in `image_cache`); a failure becomes one
-    paragraph naming the layout or the bad files, and the way out."""
+    """Load every dataset once (list files: every row) and open every image once (cached in `image_cache`); a
+    failure becomes one paragraph naming the layout or the bad files, and the way out. Sources trained
+    together must all be persons or all vehicles."""
     from trials.data import DatasetError, load_dataset
     from trials.data.integrity import check_dataset_images
+    from trials.data.names import dataset_kind
 
-    for name in sorted(datasets(study)):
+    for name in sorted(datasets(study)) + [n for n in trained_names(study) if "+" in n]:
         try:
-            check_dataset_images(load_dataset(name, data_dir), image_cache)
+            if "+" in name:
+                dataset_kind(name, data_dir)
+            else:
+                check_dataset_images(load_dataset(name, data_dir), image_cache)
         except DatasetError as error:
             hint = "" if synthetic else (
                 f" To run study {study.name!r} without the real data, add --synthetic: stand-in images are "

@@ -271,6 +271,9 @@ def _phase(name: str, raw: Any, where: str, scale: str, earlier: dict[str, str])
             raise StudyError(f"{where}.config.{key}: set by the platform (--scale, --data-dir, run folders), "
                              f"not by a study")
     phase.config["scale"] = scale
+    for key in ("dataset", "target_dataset"):  # `dataset: [a, b]` -> "a+b": trial configs stay flat
+        if isinstance(phase.config.get(key), list):
+            phase.config[key] = "+".join(str(v) for v in phase.config[key])
     phase.space = {k: as_distribution(v, f"{where}.space.{k}") for k, v in as_mapping(raw.get("space") or {},
                                                                                    f"{where}.space").items()}
     phase.grid = {k: as_choices(v, f"{where}.grid.{k}") for k, v in as_mapping(raw.get("grid") or {},
@@ -295,6 +298,8 @@ def _phase(name: str, raw: Any, where: str, scale: str, earlier: dict[str, str])
             raise StudyError(f"{where}.config.val_fraction: a final phase trains on every training id; "
                              f"expected 0, got {phase.config['val_fraction']!r}")
         phase.config["val_fraction"] = 0.0
+    if isinstance(phase.grid.get("dataset"), list):  # a grid value may list several sources too
+        phase.grid["dataset"] = ["+".join(map(str, v)) if isinstance(v, list) else v for v in phase.grid["dataset"]]
     for section in ("space", "grid"):
         for key in getattr(phase, section):
             if key not in TRIAL_KEYS or key in RUNTIME_TRIAL_KEYS:

@@ -93,7 +93,15 @@ class TrialConfig:
 
     @property
     def vehicle(self) -> bool:
-        return self.dataset in VEHICLE_DATASETS
+        """Built-in vehicle layouts; a list folder's dataset.json or a loader's `kind` (trials.data.names)."""
+        if self.dataset in VEHICLE_DATASETS:
+            return True
+        from trials.data.names import dataset_kind  # reads a list folder's dataset.json
+
+        try:
+            return dataset_kind(self.dataset, self.data_dir) == "vehicle"
+        except ValueError:  # an unusable dataset: its loader reports it
+            return False
 
     @property
     def cross_domain(self) -> bool:
@@ -172,6 +180,8 @@ def make_config(kind: str, values: dict[str, Any] | None = None) -> TrialConfig:
 def _coerce(name: str, value: Any) -> Any:
     """Accept strings for numbers and lists (CLI, `--set key=value`), reject everything else that misfits."""
     kind = str(_FIELDS[name].type)
+    if name in ("dataset", "target_dataset") and isinstance(value, list | tuple):
+        value = "+".join(str(v) for v in value)  # a study file's `dataset: [a, b]`: one flat string
     try:
         if kind.startswith("list"):
             if isinstance(value, str):
@@ -205,6 +215,14 @@ def _validate(c: TrialConfig) -> None:
         if not ok:
             raise ConfigError(f"{name}: expected {expected}, got {getattr(c, name)!r}")
 
+    from trials.dataset_names import source_names  # names only: no torch, nothing read
+
+    for name in ("dataset", "target_dataset"):
+        try:
+            parts = source_names(getattr(c, name)) if getattr(c, name) is not None else []
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}") from None
+        need(name == "dataset" or len(parts) <= 1, name, "one dataset (several sources train; one target tests)")
     need(c.sam_mode in SAM_MODES, "sam_mode", f"one of {', '.join(SAM_MODES)}")
     need(c.supervision in SUPERVISIONS, "supervision", f"one of {', '.join(SUPERVISIONS)}")
     need(c.erasing in ERASINGS, "erasing", f"one of {', '.join(ERASINGS)}")

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trials.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", help="checkpoint: ours (model.pt) or the authors' {'state_dict': ...}; "
                         "omit to score an untrained network")
-    parser.add_argument("--dataset", required=True, help="market1501, msmt17, veri or vehicleid")
+    parser.add_argument("--dataset", required=True, help="market1501, msmt17, veri, vehicleid, list:PATH (CSV "
+                        "list files) or module:function; a+b scores each source (source/NAME/...)")
     parser.add_argument("--data-dir", required=True, help="folder holding the datasets in their layouts")
     parser.add_argument("--target-dataset", help="also score this dataset (cross-domain), same --data-dir")
     parser.add_argument("--genotype", help="genotype when the weights file holds none (default msmt)")

@@ -2,6 +2,8 @@
 
 `python -m trials.data summary --dataset NAME --data-dir DIR` reports a dataset's splits;
 `python -m trials.data synthesize --layout NAME --out DIR` writes synthetic data in a real layout.
+Own data: `list:PATH` (CSV list files, `listed`), loaders written in Python (`registry`); names, several
+sources joined with '+', are parsed by `trials.dataset_names`.
 """
 
 from trials.data.datasets import (

@@ -14,6 +14,7 @@ from pathlib import Path
 from trials.data.datasets import DATASETS, VEHICLEID_TEST_SIZES, DatasetError, load_dataset, summarize
 from trials.data.integrity import check_dataset_images
 from trials.data.synthetic import DEFAULT_IDS, DOMAINS, LAYOUTS, synthesize
+from trials.dataset_names import source_names
 
 SPLITS = ("train", "query", "gallery")
 
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     summary = commands.add_parser("summary", help="ids, images and cameras per split of a dataset")
-    summary.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    summary.add_argument("--dataset", required=True,
+                         help=f"one of {', '.join(DATASETS)}, list:PATH or module:function; several joined with '+'")
     summary.add_argument("--data-dir", required=True, help="the folder that holds the dataset's folder")
     summary.add_argument("--test-size", type=int, choices=VEHICLEID_TEST_SIZES,
                          help="vehicleid: which test list (default 2400, as the authors)")
@@ -62,16 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "summary":
-            options = {"test_size": args.test_size} if args.test_size is not None else {}
-            dataset = load_dataset(args.dataset, args.data_dir, **options)
-            if not args.no_image_check:
-                check_dataset_images(dataset, Path(args.image_cache))
-            counts = summarize(dataset)
+            parts = source_names(args.dataset)
+            every = {}
+            for part in parts:
+                options = {"test_size": args.test_size} if args.test_size is not None and part == "vehicleid" else {}
+                dataset = load_dataset(part, args.data_dir, **options)
+                if not args.no_image_check:
+                    check_dataset_images(dataset, Path(args.image_cache))
+                every[part] = counts = summarize(dataset)
+                if not args.json:
+                    print(f"{part} ({dataset.root}, {dataset.kind})")
+                    print(_table(counts))
             if args.json:
-                print(json.dumps(counts))
-            else:
-                print(f"{args.dataset} ({dataset.root})")
-                print(_table(counts))
+                print(json.dumps(every[parts[0]] if len(parts) == 1 else every))
         else:
             counts = synthesize(args.layout, args.out, ids=args.ids, seed=args.seed, image_size=args.image_size,
                                 domain=args.domain, overwrite=args.overwrite)
@@ -80,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             if "junk" in counts:
                 print(f"bounding_box_test also holds {counts['junk']} junk (-1) images, dropped at load, and "
                       f"{counts['distractors']} distractor (0000) images, counted in the gallery")
+            if args.layout == "list":
+                print(f"use it as --dataset list:{counts['root']}")
             for size, listed in counts.get("test_lists", {}).items():
                 print(f"test_list_{size}.txt: {listed['ids']} ids, {listed['images']} images")
     except DatasetError as exc:

@@ -28,12 +28,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from trials.dataset_names import DatasetError  # defined with the names, which import no torch
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VEHICLEID_TEST_SIZES = (800, 1600, 2400)
 
 
-class DatasetError(ValueError):
-    """A dataset folder, file, name or option that cannot be used; the message names it."""
 
 
 class Sample(NamedTuple):
@@ -358,9 +358,20 @@ def load_dataset(name: str, data_dir: str | os.PathLike, **options) -> ReIDDatas
     """Load dataset `name` (a key of DATASETS) from `data_dir`, the folder that holds its layout.
 
     Options: vehicleid takes `test_size` (800, 1600 or 2400) and `split_seed`; the others take none.
+    `list:PATH` is a folder of CSV list files (trials.data.listed), PATH absolute or relative to `data_dir`;
+    `module:function` a loader written in Python (trials.data.registry). One source only: a name joined
+    with '+' is loaded source by source (trials.data.splits).
     """
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    from trials import dataset_names as names
+    from trials.data import listed, registry  # they build on this module
+
+    names.check_name(name)
+    if name.startswith(names.LIST_PREFIX) or name not in DATASETS:
+        if options:
+            raise DatasetError(f"{name}: unknown option(s) {', '.join(sorted(options))}; known options: none")
+        if name.startswith(names.LIST_PREFIX):
+            return listed.load_list(names.list_folder(name, data_dir), name)
+        return registry.load_import_path(name, data_dir)
     loader = DATASETS[name]
     allowed = [p for p in inspect.signature(loader).parameters if p not in ("data_dir", "version")]
     unknown = sorted(set(options) - set(allowed))

@@ -18,6 +18,7 @@ from trials.config import TrialConfig
 from trials.data import ReIDDataset, Sample
 from trials.data.loaders import test_loader
 from trials.data.splits import Splits
+from trials.dataset_names import metric_label
 from trials.evaluation.features import evaluate, extract_features
 from trials.evaluation.metrics import metric_summary, vehicleid_metrics
 
@@ -70,8 +71,14 @@ def refresh_validation(model: nn.Module, splits: Splits, cfg: TrialConfig, devic
 
 def score_tests(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torch.device,
                 workers: int) -> dict[str, Any]:
-    """`source/...` and, cross-domain, `target/...`: evaluated once at the end, never selected on."""
-    metrics = _score_dataset(model, splits.source, "source", cfg, device, workers)
+    """`source/...` and, cross-domain, `target/...`: evaluated once at the end, never selected on.
+
+    Several sources: each scored on its own test split as `source/LABEL/...` (LABEL: the source's name,
+    a list folder's base name), and `source/...` holds their unweighted mean (queries summed, no CMC)."""
+    if len(splits.sources) > 1:
+        metrics = _score_sources(model, splits.sources, cfg, device, workers)
+    else:
+        metrics = _score_dataset(model, splits.source, "source", cfg, device, workers)
     if splits.target is not None:
         metrics.update(_score_dataset(model, splits.target, "target", cfg, device, workers))
     return metrics
@@ -83,6 +90,20 @@ def _score_dataset(model, dataset: ReIDDataset, prefix: str, cfg: TrialConfig, d
                                workers=workers, num_draws=cfg.vehicleid_draws)
     return score_split(model, dataset.query, dataset.gallery, cfg.image_size, device, prefix,
                        workers=workers, rerank=cfg.rerank)
+
+
+def _score_sources(model, sources: Sequence[ReIDDataset], cfg: TrialConfig, device, workers) -> dict[str, Any]:
+    labels = [metric_label(source.name) for source in sources]
+    labels = [label if labels.count(label) == 1 else f"{label}_{i}" for i, label in enumerate(labels)]
+    metrics: dict[str, Any] = {}
+    for source, label in zip(sources, labels, strict=True):
+        metrics.update(_score_dataset(model, source, f"source/{label}", cfg, device, workers))
+    for key in ("mAP", "rank1", "rank5", "rank10", "mINP", "num_valid_queries"):
+        values = [metrics[f"source/{label}/{key}"] for label in labels if f"source/{label}/{key}" in metrics]
+        if len(values) == len(labels):
+            total = sum(values)
+            metrics[f"source/{key}"] = total if key == "num_valid_queries" else total / len(values)
+    return metrics
 
 
 def _prefixed(summary: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-LAYOUTS = ("market1501", "msmt17", "msmt17_v1", "msmt17_v2", "veri", "vehicleid")
+LAYOUTS = ("market1501", "msmt17", "msmt17_v1", "msmt17_v2", "veri", "vehicleid", "list")
 
 
 DOMAINS = ("A", "B")
@@ -23,14 +23,14 @@ DEFAULT_IMAGE_SIZE = {"person": (64, 32), "vehicle": (64, 64)}
 MARKER = "synthetic.json"
 
 
-_FAMILY = {"market1501": 1, "msmt17": 2, "msmt17_v1": 2, "msmt17_v2": 2, "veri": 3, "vehicleid": 4}
+_FAMILY = {"market1501": 1, "msmt17": 2, "msmt17_v1": 2, "msmt17_v2": 2, "veri": 3, "vehicleid": 4, "list": 5}
 
 
 FOLDER = {"market1501": "Market-1501-v15.09.15", "msmt17": "MSMT17_V1", "msmt17_v1": "MSMT17_V1",
-           "msmt17_v2": "MSMT17_V2", "veri": "VeRi", "vehicleid": "VehicleID"}
+           "msmt17_v2": "MSMT17_V2", "veri": "VeRi", "vehicleid": "VehicleID", "list": "custom"}
 
 
-CAMERAS = {"market1501": 6, "msmt17": 15, "veri": 20, "vehicleid": 6}
+CAMERAS = {"market1501": 6, "msmt17": 15, "veri": 20, "vehicleid": 6, "list": 6}
 
 
 _JPEG_QUALITY = 92
@@ -60,7 +60,7 @@ def plan_shots(rng: np.random.Generator, layout: str, n_ids: int) -> list[Shot]:
             pids.append(counters[bool(t)])
             counters[bool(t)] += 1
     else:
-        top = {"market1501": 1501, "veri": 776, "vehicleid": 26000}[family]
+        top = {"market1501": 1501, "veri": 776, "vehicleid": 26000, "list": 1501}[family]
         top = max(top, 4 * n_ids) if family != "market1501" else max(top, min(9999, 4 * n_ids))
         pids = sorted(int(p) for p in rng.choice(np.arange(1, top + 1), size=n_ids, replace=False))
     n_cams = CAMERAS[family]
@@ -166,6 +166,15 @@ def write_layout(layout: str, root: Path, shots: list[Shot], images: dict[int, I
             lists[s.split].append(f"{rel} {s.pid}")
         for name, lines in lists.items():
             (root / f"list_{name}.txt").write_text("".join(line + "\n" for line in lines))
+    elif layout == "list":  # CSV list files with string labels (trials.data.listed)
+        rows: dict[str, list[str]] = {"train": [], "query": [], "gallery": []}
+        for s in shots:
+            rel = f"images/{s.split}/{s.key:05d}.jpg"
+            save(images[s.key], root / rel)
+            rows[s.split].append(f"{rel},person{s.pid:04d},cam{s.cam + 1}")
+        for split, lines in rows.items():
+            (root / f"{split}.csv").write_text("path,pid,camid\n" + "".join(line + "\n" for line in lines))
+        (root / "dataset.json").write_text('{"kind": "person"}\n')
     else:  # vehicleid
         image_ids = rng.permutation(len(shots)) + 1
         lines: dict[str, list[str]] = {"train": [], "test": []}
