@@ -88,8 +88,9 @@ class TrialConfig:
     seed: int = 0
     device: str = "auto"
     # Both off by default: on an H200, bf16 autocast was no faster than fp32 (TF32 convolutions) for this
-    # small network, channels_last was 14-22 % slower, and bf16 gradients disagreed with fp32 ones
-    # (benchmarks/README.md, GPU rows). Both stay available, on CUDA only.
+    # small network and channels_last was 14-22 % slower (benchmarks/README.md, GPU rows). bf16 gradients
+    # of an untrained network disagree with fp32's, but so do fp32 gradients of an input perturbed by 0.3 %
+    # (benchmarks/bf16_sensitivity.py): whether bf16 trains as well is for a training run on a GPU.
     amp: bool = False
     channels_last: bool = False
     compile: bool = False  # torch.compile the training forward (inductor; CUDA graphs on CUDA)
