@@ -30,11 +30,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_timing import DeviceBatches, environment, fmt, free, peak_mib, pk_labels, rates, timed  # noqa: E402, I001
+from gpu_timing import (  # noqa: E402, I001
+    DeviceBatches,
+    environment,
+    fmt,
+    free,
+    peak_mib,
+    pk_labels,
+    rates,
+    timed,
+    widen,
+)
 
 import spaces  # noqa: E402
 from trials.config import TrialConfig, make_config  # noqa: E402
-from trials.data import Sample, synthesize  # noqa: E402
+from trials.data import synthesize  # noqa: E402
 from trials.data.loaders import BatchStream, train_loader  # noqa: E402
 from trials.data.splits import load_splits  # noqa: E402
 from trials.retrain import retrain_losses, run_retrain, train_epoch  # noqa: E402
@@ -80,13 +90,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-
-
-def widen(samples: list[Sample], copies: int) -> list[Sample]:
-    """The training ids repeated under new pids: a synthetic epoch of ~30 ids ends every few batches and
-    restarts the worker pipeline, a Market-1501 epoch (751 ids, ~200 batches) rarely does."""
-    n = len({s.pid for s in samples})
-    return [s._replace(pid=c * n + s.pid) for c in range(copies) for s in samples]
 
 
 def trial_config(args: argparse.Namespace, kind: str = "retrain", **values: Any) -> TrialConfig:

@@ -19,6 +19,7 @@ SCALES = ("full", "smoke")
 SAM_MODES = ("none", "pos", "neg", "pos_neg")
 ERASINGS = ("authors", "torchvision")
 HALVING_ORDERS = ("dataset", "sorted")
+DATA_PATHS = ("loader", "resident")
 SUPERVISIONS = ("tcm", "classification")
 VEHICLE_DATASETS = ("veri", "vehicleid")
 
@@ -50,6 +51,8 @@ class TrialConfig:
     erasing: str = "authors"  # in-domain random erasing: the authors' variant, or "torchvision"'s
     crop_padding: int | None = None  # pad before the random crop; None: 10 px at height 256, scaled with it
     halving_order: str = "dataset"  # images of an id before TCM halves them: "dataset" order or "sorted"
+    data_path: str = "loader"  # "loader": PIL decoding in workers; "resident": decoded once, augmented on device
+    resident_cache: str | None = None  # folder keeping decoded splits for the next trial on the node
     # architecture
     genotype: str = "msmt"
     supervision: str = "tcm"
@@ -85,10 +88,13 @@ class TrialConfig:
     seed: int = 0
     device: str = "auto"
     # Both off by default: on an H200, bf16 autocast was no faster than fp32 (TF32 convolutions) for this
-    # small network, channels_last was 14-22 % slower, and bf16 gradients disagreed with fp32 ones
-    # (benchmarks/README.md, GPU rows). Both stay available, on CUDA only.
+    # small network and channels_last was 14-22 % slower (benchmarks/README.md, GPU rows). bf16 gradients
+    # of an untrained network disagree with fp32's, but so do fp32 gradients of an input perturbed by 0.3 %
+    # (benchmarks/bf16_sensitivity.py): whether bf16 trains as well is for a training run on a GPU.
     amp: bool = False
     channels_last: bool = False
+    compile: bool = False  # torch.compile the training forward (inductor; CUDA graphs on CUDA)
+    compile_backend: str = "inductor"
     out: str | None = None
 
     @property
@@ -227,6 +233,9 @@ def _validate(c: TrialConfig) -> None:
     need(c.supervision in SUPERVISIONS, "supervision", f"one of {', '.join(SUPERVISIONS)}")
     need(c.erasing in ERASINGS, "erasing", f"one of {', '.join(ERASINGS)}")
     need(c.halving_order in HALVING_ORDERS, "halving_order", f"one of {', '.join(HALVING_ORDERS)}")
+    need(c.data_path in DATA_PATHS, "data_path", f"one of {', '.join(DATA_PATHS)}")
+    need(c.data_path == "loader" or c.erasing == "authors" or c.cross_domain, "erasing",
+         "'authors' with data_path resident (the device path implements the authors' erasing)")
     need(c.crop_padding is None or c.crop_padding >= 0, "crop_padding", "an integer >= 0 (or unset)")
     need(c.sam_mode == "none" or c.kind == "retrain", "sam_mode", "'none' for search trials")
     for name in ("epochs", "height", "ids_per_batch", "instances", "eval_interval", "vehicleid_draws"):

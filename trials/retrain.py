@@ -17,13 +17,13 @@ import torch
 
 import spaces
 from trials.config import TrialConfig
-from trials.data.loaders import train_loader
+from trials.data.batches import training_batches
 from trials.data.splits import load_splits
 from trials.evaluation.network_views import draw_network_views
 from trials.evaluation.scoring import refresh_validation, score_tests
 from trials.losses import reid_head_loss
 from trials.runtime.checkpoint import read_state, write_state
-from trials.runtime.device import autocast
+from trials.runtime.device import autocast, compiled
 from trials.runtime.divergence import check_finite
 from trials.runtime.rng import rng_state, set_rng_state
 from trials.runtime.schedules import warmup_multistep
@@ -44,14 +44,13 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
     if cfg.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
 
+    step_model = compiled(model, cfg.compile, cfg.compile_backend, device)
     optimizer = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad],
         lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
     )
     scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
-    loader = train_loader(splits.train, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed, workers,
-                          cfg.cross_domain, pin_memory=device.type == "cuda", replacement=cfg.pk_replacement,
-                          erasing=cfg.erasing, padding=cfg.crop_padding)
+    loader = training_batches(splits.train, cfg, cfg.seed, workers, device)
 
     start_epoch, last_val = 0, {}
     restored = session.restore()
@@ -71,7 +70,7 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
     for epoch in range(start_epoch, cfg.epochs):
         started = time.perf_counter()
         loader.sampler.set_epoch(epoch)
-        losses, images = train_epoch(model, loader, optimizer, cfg, device, epoch)
+        losses, images = train_epoch(step_model, loader, optimizer, cfg, device, epoch)
         scheduler.step()
         seconds = time.perf_counter() - started
         metrics = {"epoch": epoch + 1, **losses, "lr": optimizer.param_groups[0]["lr"],

@@ -26,12 +26,13 @@ import spaces
 from spaces.genotype import OPERATIONS
 from trials.config import TrialConfig
 from trials.data import Sample
-from trials.data.loaders import BatchStream, train_loader
+from trials.data.batches import training_batches
+from trials.data.loaders import BatchStream
 from trials.data.order import halving_order
 from trials.data.splits import load_splits
 from trials.evaluation.scoring import refresh_validation
 from trials.runtime.checkpoint import read_state, write_state
-from trials.runtime.device import autocast
+from trials.runtime.device import autocast, compiled
 from trials.runtime.divergence import check_finite
 from trials.runtime.rng import rng_state, set_rng_state
 from trials.runtime.schedules import warmup_multistep
@@ -55,11 +56,10 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     weight_params = model.weight_parameters() + list(train_criterion.parameters())
     optimizer = torch.optim.SGD(weight_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
-    architect = spaces.Architect(model, valid_criterion, lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
+    step_model = compiled(model, cfg.compile, cfg.compile_backend, device)
+    architect = spaces.Architect(step_model, valid_criterion, lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
                                  milestones=cfg.arch_milestones, grad_to_weights=cfg.valid_grad_to_weights)
-    pin = device.type == "cuda"
-    train, valid = (train_loader(side, cfg.image_size, cfg.ids_per_batch, cfg.instances, cfg.seed + i, workers,
-                                 cfg.cross_domain, pin, cfg.pk_replacement, cfg.erasing, cfg.crop_padding)
+    train, valid = (training_batches(side, cfg, cfg.seed + i, workers, device)
                     for i, side in enumerate((train_side, valid_side)))
     valid_stream = BatchStream(valid)
 
@@ -82,7 +82,8 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     for epoch in range(start_epoch, cfg.epochs):
         started = time.perf_counter()
         train.sampler.set_epoch(epoch)
-        losses = search_epoch(model, train, valid_stream, architect, train_criterion, optimizer, cfg, device, epoch)
+        losses = search_epoch(step_model, train, valid_stream, architect, train_criterion, optimizer, cfg, device,
+                              epoch)
         scheduler.step()
         architect.epoch_end()
         probabilities = model.arch_weights().cpu().numpy()

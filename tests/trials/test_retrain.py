@@ -37,6 +37,18 @@ def test_retrain_learns_far_beyond_the_untrained_network(synthetic_root, tmp_pat
     assert (tmp_path / "run" / "checkpoint" / "model.pt").exists()
 
 
+def test_the_device_resident_data_path_learns_too(synthetic_root, tmp_path):
+    config = _config(synthetic_root, tmp_path / "resident", epochs=25, milestones=[20], eval_interval=5,
+                     data_path="resident", resident_cache=str(tmp_path / "cache"))
+    final = run_retrain(config, LocalSession(config["out"], verbose=False))
+    cfg = make_config("retrain", config)
+    splits = load_splits(cfg)
+    torch.manual_seed(0)
+    before = score_tests(spaces.build_msinet("msmt", splits.num_classes), splits, cfg, torch.device("cpu"), 0)
+    assert final["source/mAP"] > before["source/mAP"] + 0.15, (before["source/mAP"], final["source/mAP"])
+    assert list((tmp_path / "cache").glob("*.pt"))  # the decoded split, for the next trial on the node
+
+
 def test_resume_ends_where_an_uninterrupted_run_ends(synthetic_root, tmp_path, stop_after):
     whole = run_retrain(_config(synthetic_root, tmp_path / "whole", epochs=4),
                         LocalSession(tmp_path / "whole", verbose=False))

@@ -31,6 +31,15 @@ def autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
+def compiled(model: torch.nn.Module, enabled: bool, backend: str, device: torch.device) -> torch.nn.Module:
+    """The training forward through `torch.compile` when enabled (CUDA graphs on CUDA: PK batches have static
+    shapes). The module shares its parameters with `model`; evaluation and checkpoints keep using `model`."""
+    if not enabled:
+        return model
+    mode = "reduce-overhead" if device.type == "cuda" and backend == "inductor" else None
+    return torch.compile(model, backend=backend, mode=mode, dynamic=False)
+
+
 def loader_workers(requested: int | None) -> int:
     """Loader processes: as asked, else the CPUs Ray gave this trial (minus the training process)."""
     if requested is not None:
