@@ -1,6 +1,8 @@
 """The device-resident data path: images decoded once exactly as the PIL path resizes them, the same PK order
 and seeds, and augmentation with the PIL path's distributions (pixel-exact where the draws are the same)."""
 
+import itertools
+
 import torch
 from torchvision import transforms as T
 
@@ -70,6 +72,16 @@ def test_cross_domain_batches_are_jittered_not_erased(synthetic_root):
     fill = torch.tensor(ERASING_FILL)[:, None, None]
     assert out.shape == (8, 3, *SIZE) and torch.isfinite(out).all()
     assert not any(((out[i] == fill).all(dim=0)).any() for i in range(8))
+
+
+def test_in_domain_batches_equal_the_pil_loaders(synthetic_root):
+    samples = _train(synthetic_root)
+    resident = ResidentLoader(samples, SIZE, 4, 2, seed=5, device=CPU, cross_domain=False)
+    reference = train_loader(samples, SIZE, 4, 2, 5, workers=0, cross_domain=False, pin_memory=False)
+    for loader in (resident, reference):
+        loader.sampler.set_epoch(1)
+    for ours, theirs in itertools.islice(zip(resident, reference, strict=True), 3):
+        assert torch.allclose(ours[0], theirs[0], atol=1e-6)  # the same draws, in the same order
 
 
 def test_the_resident_loader_follows_the_pk_order_and_resumes_exactly(synthetic_root):
