@@ -76,10 +76,13 @@ def plot_distribution(long: pd.DataFrame, by: str, value: str, path: Path, title
 
 
 def plot_cost(table: pd.DataFrame, metric: str, path: Path) -> Path:
-    """`tables.cost_table`: the metric against params and against MACs, the Pareto front of each drawn as a line."""
-    figure = _figure(9, 3.8)
-    for panel, (cost, front, label) in zip(figure.subplots(1, 2), (("params", "pareto_params", "parameters"),
-                                                                    ("macs", "pareto_macs", "MACs")), strict=True):
+    """`tables.cost_table`: the metric against params, MACs and (when measured) latency, the Pareto front of each
+    drawn as a line."""
+    costs = [("params", "pareto_params", "parameters"), ("macs", "pareto_macs", "MACs")]
+    if "latency_ms" in table and table["latency_ms"].notna().any():
+        costs.append(("latency_ms", "pareto_latency", "latency (ms per image, batch 1)"))
+    figure = _figure(4.5 * len(costs), 3.8)
+    for panel, (cost, front, label) in zip(figure.subplots(1, len(costs)), costs, strict=True):
         points = table.dropna(subset=[cost])
         panel.scatter(points[cost], points[metric], s=20, alpha=0.6, label="trial")
         best = points[points[front].astype(bool)].sort_values(cost)
