@@ -44,7 +44,7 @@ def test_each_format_passes_parity_on_random_and_real_images(exported, synthetic
     images = len(list(query_folder(synthetic_root).glob("*.jpg")))
     assert parity["passed"] and parity["real_images"] == images > 0
     assert parity["features_compared"] == images + 6  # plus random batches of 1 and 5
-    assert parity["max_abs"] <= 1e-4 and parity["min_cosine"] >= 0.9999
+    assert parity["max_delta"] <= 1e-4 and parity["min_cosine"] >= 0.9999
     pre = json.loads((exported / fmt / "preprocessing.json").read_text())
     assert (pre["height"], pre["width"]) == (64, 32)  # the smoke checkpoint's trained size, from its config
     assert pre["channel_order"] == "RGB" and pre["l2_normalised"] is False and len(pre["mean"]) == 3
@@ -77,7 +77,7 @@ def test_a_broken_onnx_graph_fails_parity_with_exit_2_naming_the_worst_image(exp
     assert "Traceback" not in result.stderr
     parity = json.loads((tmp_path / "onnx" / "parity.json").read_text())
     assert not parity["passed"] and parity["worst"]["input"] in result.stderr
-    assert parity["max_abs"] > 1e-4
+    assert parity["max_delta"] > 1e-4
 
 
 def test_misuse_is_one_error_line_and_exit_2(smoke_checkpoint, tmp_path):
