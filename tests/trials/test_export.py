@@ -90,3 +90,14 @@ def test_misuse_is_one_error_line_and_exit_2(smoke_checkpoint, tmp_path):
     assert no_images.returncode == 2 and "error: --check" in no_images.stderr
     assert "Traceback" not in missing.stderr + no_images.stderr
     assert not (tmp_path / "o").exists()  # nothing exported before the input was checked
+
+
+def test_l2_normalisation_inside_the_graph_is_recorded(smoke_checkpoint, tmp_path):
+    from trials.deploy.formats import FILE_NAMES
+
+    export.main(["--weights", str(smoke_checkpoint), "--format", "pt2", "--out", str(tmp_path), "--l2-normalise"])
+    assert json.loads((tmp_path / "preprocessing.json").read_text())["l2_normalised"] is True
+    assert json.loads((tmp_path / "parity.json").read_text())["passed"]
+    features = load_runner(tmp_path / FILE_NAMES["pt2"], "pt2")(np.random.default_rng(1).standard_normal(
+        (3, 3, 64, 32)).astype(np.float32))
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
