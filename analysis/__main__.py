@@ -1,4 +1,5 @@
-"""`python -m analysis report --study NAME` and `python -m analysis compare RUN_ID RUN_ID ...`.
+"""`python -m analysis report --study NAME`, `python -m analysis compare RUN_ID RUN_ID ...` and
+`python -m analysis promote --study NAME --run RUN_ID` (point the model alias `champion` at a run's model).
 
 An unknown study, launch or run id is a one-paragraph message on stderr naming what exists, and exit code 2.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from analysis.compare import compare_runs, format_comparison
 from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
+from analysis.registry import promote
 from analysis.report import write_report
 from analysis.runs import default_tracking_uri, load_runs_by_id, study_experiment_id
 
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "report":
             return _report(args)
+        if args.command == "promote":
+            return _promote(args)
         return _compare(args)
     except LookupError as error:
         print(f"error: {error.args[0] if error.args else error}", file=sys.stderr)
@@ -43,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="runs side by side: differing params, metrics, genotype slots")
     compare.add_argument("run_ids", nargs="+", metavar="RUN_ID")
     compare.add_argument("--all-params", action="store_true", help="show every param, not only those that differ")
-    for command in (report, compare):
+    promote = commands.add_parser("promote", help="register a retrain's model as msinet-<study> and move the "
+                                  "alias champion to it")
+    promote.add_argument("--study", required=True, help="study name (= MLflow experiment name)")
+    promote.add_argument("--run", required=True, metavar="RUN_ID", help="a finished retrain run of the study")
+    for command in (report, compare, promote):
         command.add_argument("--tracking-uri", default=default_tracking_uri(),
                              help="MLflow store or server (default sqlite:///<repo>/runs/mlflow.db)")
     return parser
@@ -56,6 +64,12 @@ def _report(args: argparse.Namespace) -> int:
     print(f"runs table: {runs_table_url(ui_base_url(args.tracking_uri), experiment_id)}")
     if not is_server(args.tracking_uri):
         print(f"serve it with: {ui_command(args.tracking_uri)}")
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    result = promote(args.tracking_uri, args.study, args.run)
+    print(f"{result['uri']} -> version {result['version']} (run {result['run_id']}, {result['trial']})")
     return 0
 
 

@@ -85,15 +85,18 @@ def distribution_figure(long: pd.DataFrame, by: str, value: str, title: str) -> 
 
 
 def plot_cost(table: pd.DataFrame, metric: str, path: Path) -> Path:
-    """`tables.cost_table`: the metric against params (M) and MACs (G), the Pareto front of each as a line."""
+    """`tables.cost_table`: the metric against params (M), MACs (G) and, when measured, latency; the Pareto front
+    of each drawn as a line."""
     return _save(cost_figure(table, metric), path)
 
 
 def cost_figure(table: pd.DataFrame, metric: str) -> Figure:
     """The figure of `plot_cost`, for callers (and tests) that read it through matplotlib's object API."""
-    figure = _figure(9, 3.8)
-    panels = (("params", "pareto_params", "parameters (M)", 1e6), ("macs", "pareto_macs", "MACs (G)", 1e9))
-    for panel, (cost, front, label, scale) in zip(figure.subplots(1, 2), panels, strict=True):
+    panels = [("params", "pareto_params", "parameters (M)", 1e6), ("macs", "pareto_macs", "MACs (G)", 1e9)]
+    if "latency_ms" in table and table["latency_ms"].notna().any():
+        panels.append(("latency_ms", "pareto_latency", "latency (ms per image, batch 1)", 1.0))
+    figure = _figure(4.5 * len(panels), 3.8)
+    for panel, (cost, front, label, scale) in zip(figure.subplots(1, len(panels)), panels, strict=True):
         points = table.dropna(subset=[cost])
         xs = points[cost].to_numpy(dtype=float) / scale
         panel.scatter(xs, points[metric], s=20, alpha=0.6, label="trial")

@@ -279,9 +279,12 @@ def _cost_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[st
         return ["No data: no finished retrain trial with `source/mAP` and `params` or `macs`."]
     save_csv(table, out / "cost.csv", written)
     save_png(figures.plot_cost(table, "source/mAP", out / "cost.png"), written)
-    front = table[table["pareto_params"] | table["pareto_macs"]]
-    return [f"{len(table)} finished retrains; {len(front)} on a Pareto front (source mAP against parameters or "
-            "against MACs):", "", markdown_table(front), "", "![accuracy vs cost](cost.png)"]
+    front = table[table["pareto_params"] | table["pareto_macs"] | table["pareto_latency"]]
+    measured = int(table["latency_ms"].notna().sum())
+    latency = (f"; latency measured on {measured} (ms per image at batch 1, images/s at batch 64, on each trial's "
+               "device: compare runs on the same kind of device)" if measured else "; no latency measured")
+    return [f"{len(table)} finished retrains; {len(front)} on a Pareto front (source mAP against parameters, "
+            f"MACs or measured latency){latency}:", "", markdown_table(front), "", "![accuracy vs cost](cost.png)"]
 
 
 def _cmc_section(out: Path, tracking_uri: str, board: pd.DataFrame, top: int, written: list[Path]) -> list[str]:

@@ -154,18 +154,27 @@ def pareto_front(df: pd.DataFrame, x: str, y: str, minimise_x: bool = True, maxi
     return pd.Series(mask, index=df.index, name="pareto")
 
 
+LATENCY_METRIC = "latency/b1_ms_per_image"
+THROUGHPUT_METRIC = "latency/b64_images_per_second"
+
+
 def cost_table(runs: pd.DataFrame, metric: str = "source/mAP") -> pd.DataFrame:
-    """Finished retrains with the metric and a cost: trial, genotype, params, macs, <metric>, and whether each
-    lies on the Pareto front of metric against params (`pareto_params`) and against MACs (`pareto_macs`)."""
+    """Finished retrains with the metric and a cost: trial, genotype, params, macs, the measured latency
+    (`latency_ms`: ms per image at batch 1; `images_per_second` at batch 64, both on the trial's device),
+    <metric>, and whether each lies on the Pareto front of metric against params (`pareto_params`), MACs
+    (`pareto_macs`) and latency (`pareto_latency`; False throughout when no run measured it)."""
     selected = runs[(runs["status"] == "FINISHED") & (runs["kind"] == "retrain")]
     table = pd.DataFrame({"trial": selected["trial"], "genotype": selected["genotype"],
                           "params": _column(selected, "metrics.params").astype(float),
                           "macs": _column(selected, "metrics.macs").astype(float),
+                          "latency_ms": _column(selected, f"metrics.{LATENCY_METRIC}").astype(float),
+                          "images_per_second": _column(selected, f"metrics.{THROUGHPUT_METRIC}").astype(float),
                           metric: _column(selected, f"metrics.{metric}").astype(float),
                           "run_id": selected["run_id"]})
     table = table.dropna(subset=[metric]).dropna(subset=["params", "macs"], how="all").reset_index(drop=True)
     table["pareto_params"] = pareto_front(table, "params", metric)
     table["pareto_macs"] = pareto_front(table, "macs", metric)
+    table["pareto_latency"] = pareto_front(table, "latency_ms", metric)
     return table.sort_values(metric, ascending=False, kind="stable", ignore_index=True)
 
 

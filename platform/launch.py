@@ -25,6 +25,7 @@ os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself stays first (sys.path[0])
 
 import study_data  # noqa: E402
+import study_registry  # noqa: E402
 import study_spec  # noqa: E402
 import study_tracking  # noqa: E402
 from study_launches import LaunchError, LaunchLock, claim_launch, resumable, save  # noqa: E402
@@ -388,6 +389,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     launch["status"] = "finished"
     save(launch)
     print_summary(table, launch, study)
+    study_registry.register_launch_champion(launch, study)
     failed = [row["trial"] for row in rows if row["status"] == "failed"]
     return 1 if failed and len(failed) == len(rows) else 0
 

@@ -8,8 +8,10 @@ opens one parent run per launch. (Closing the runs of trials that Tune ended is 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -21,6 +23,9 @@ import yaml
 from study_spec import Study
 
 from trials.tracking import ensure_store
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE_FOLDERS = ("platform", "spaces", "trials", "analysis")
 
 
 class TrackingError(RuntimeError):
@@ -125,7 +130,7 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
     tags = {"msinet.role": "launch", "msinet.study": study.name, "msinet.launch": launch,
             "msinet.scale": study.scale, "msinet.metric": study.metric, "msinet.mode": study.mode,
             "msinet.test_metric_optimised": str(study.optimise_test_metric).lower(),
-            "mlflow.note.content": study.description}
+            "mlflow.note.content": study.description, **code_version_tags()}
     run = client.create_run(experiment_id, run_name=f"{study.name}-{launch}",
                             tags={**tags, HEARTBEAT_TAG: str(int(time.time()))})
     with tempfile.TemporaryDirectory(prefix="msinet-launch-") as tmp:
@@ -138,6 +143,25 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
 
 
 HEARTBEAT_TAG = "msinet.heartbeat"  # unix time, refreshed by a live driver: a RUNNING parent without it is dead
+def code_version_tags(root: Path = ROOT) -> dict[str, str]:
+    """What code the launch ran: `mlflow.source.git.commit` (and whether the tree had uncommitted changes) in a
+    git checkout; otherwise `msinet.code_digest`, a digest of the shipped Python sources and study files."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode == 0 and commit.stdout.strip():
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                    capture_output=True, text=True, timeout=10)
+            return {"mlflow.source.git.commit": commit.stdout.strip(), "mlflow.source.type": "LOCAL",
+                    "msinet.git_dirty": str(bool(status.stdout.strip())).lower()}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    digest = hashlib.sha256()
+    for folder in CODE_FOLDERS:
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return {"msinet.code_digest": digest.hexdigest()[:16]}
 
 
 def reopen_parent(tracking_uri: str, run_id: str) -> None:

@@ -2,7 +2,8 @@
 
 `run_retrain(config)` is a plain function of a config dict: it reports `val/...` every `eval_interval`
 epochs, checkpoints every epoch, resumes from the session's checkpoint, and ends with the test splits
-(`source/...`, `target/...`), the parameter count and MACs. `trainable` is the same under Ray Tune.
+(`source/...`, `target/...`), the parameter count, MACs and the measured latency (`latency/...`).
+`trainable` is the same under Ray Tune.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from trials.losses import reid_head_loss
 from trials.runtime.checkpoint import read_state, write_state
 from trials.runtime.device import autocast, compiled
 from trials.runtime.divergence import check_finite
+from trials.runtime.latency import measure_latency
 from trials.runtime.rng import rng_state, set_rng_state
 from trials.runtime.schedules import warmup_multistep
 from trials.runtime.session import TuneSession
@@ -80,6 +82,8 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
         metrics.update(last_val)  # carried between evaluations so schedulers always see the metric
         if last_epoch or (cfg.test_interval and (epoch + 1) % cfg.test_interval == 0):
             metrics.update(score_tests(model, splits, cfg, device, workers))
+        if last_epoch:  # a short separate step once training is over: measured speed beside params and MACs
+            metrics.update(measure_latency(model, cfg.image_size, device))
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
                  "last_val": last_val, "config": cfg.to_dict()}

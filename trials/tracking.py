@@ -14,6 +14,11 @@ fluent `mlflow.start_run`, no global state), so the hook works the same in the d
   trials), the rank lists and activation maps (retrains), cmc.png and metrics.json as artefacts, then the
   run is marked FINISHED;
 * `fail(message)`: the `error` tag and status FAILED (the platform calls it when a trial dies).
+
+Also, once per run: the datasets the config names as MLflow dataset inputs (`trials/data/record.py`), MLflow's
+system metrics (CPU, memory, GPU when present; `trials/system_metrics.py`) while the trial reports, and for a
+retrain the final checkpoint as an MLflow model with a signature (`trials/deploy/mlflow_model.py`), its URI
+in the tag `msinet.model_uri`.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ import fcntl
 import json
 import numbers
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from trials import system_metrics
 
 TRIAL_TAG = "msinet.trial"
 PARENT_TAG = "mlflow.parentRunId"
@@ -104,10 +112,11 @@ class MLflowHook:
         self.run_id: str | None = None
         self.logged_epoch = 0  # the last epoch the run already holds, when it was found rather than created
         self._client = None
+        self._monitor = None
 
-    # The hook may be built in the driver and shipped to a Ray worker: the client is never pickled.
+    # The hook may be built in the driver and shipped to a Ray worker: client and monitor are never pickled.
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_client": None}
+        return {**self.__dict__, "_client": None, "_monitor": None}
 
     @property
     def client(self):
@@ -121,6 +130,8 @@ class MLflowHook:
         from mlflow.entities import Metric, RunTag
 
         run_id = self.open()
+        if self._monitor is None:  # reports come from the trial's own process: watch its machine
+            self._monitor = system_metrics.start(self.tracking_uri, run_id)
         step = int(metrics.get("epoch") or 0)
         stamp = int(time.time() * 1000)
         # A trial resumed from its last checkpoint repeats the epochs after it; the run already holds them.
@@ -136,6 +147,7 @@ class MLflowHook:
     def finish(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         """The final artefacts, then FINISHED: after the last epoch, or (from the driver) an early stop."""
         run_id = self.open()
+        self._monitor = system_metrics.stop(self._monitor)
         self._log_final(run_id, metrics, checkpoint_dir)
         self.client.set_terminated(run_id, "FINISHED")
 
@@ -159,6 +171,8 @@ class MLflowHook:
         self.run_id = run.info.run_id
         self._log_params(run)
         self._log_tags(self.run_id, environment_tags())
+        if not run.inputs.dataset_inputs:
+            self._log_datasets()
         return self.run_id
 
     def mark_diverged(self, message: str) -> None:
@@ -173,6 +187,7 @@ class MLflowHook:
     def fail(self, message: str) -> None:
         """Tag the run with the error and mark it FAILED (creating it if the trial died before reporting)."""
         run_id = self.open()
+        self._monitor = system_metrics.stop(self._monitor)
         self.client.set_tag(run_id, "error", _clip(str(message), MAX_TAG_VALUE))
         self.client.set_terminated(run_id, "FAILED")
 
@@ -212,6 +227,8 @@ class MLflowHook:
             for name in CHECKPOINT_ARTEFACTS:
                 if (checkpoint_dir / name).is_file():
                     self.client.log_artifact(run_id, str(checkpoint_dir / name), "checkpoint")
+            if (checkpoint_dir / "model.pt").is_file():  # a retrain's network: also an MLflow model
+                self._log_model(run_id, checkpoint_dir / "model.pt")
         with tempfile.TemporaryDirectory(prefix="msinet-mlflow-") as tmp:
             curves = {prefix: metrics[f"{prefix}/cmc"] for prefix in ("source", "target")
                       if isinstance(metrics.get(f"{prefix}/cmc"), list | tuple) and metrics[f"{prefix}/cmc"]}
@@ -220,6 +237,37 @@ class MLflowHook:
                 self.client.log_artifact(run_id, str(Path(tmp) / "cmc.png"))
             (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
             self.client.log_artifact(run_id, str(Path(tmp) / "metrics.json"))
+
+
+    def _log_model(self, run_id: str, checkpoint: Path) -> None:
+        from trials.deploy.mlflow_model import MODEL_URI_TAG, log_checkpoint_model
+
+        try:
+            uri = log_checkpoint_model(self.tracking_uri, run_id, checkpoint)
+        except Exception as error:  # noqa: BLE001 - the trial's results are logged; say what is missing
+            self.client.set_tag(run_id, "msinet.model_error", _clip(f"{type(error).__name__}: {error}",
+                                                                     MAX_TAG_VALUE))
+            print(f"warning: {self.run_name}: the MLflow model was not logged: {error}", file=sys.stderr)
+            return
+        self.client.set_tag(run_id, MODEL_URI_TAG, uri)
+
+    def _log_datasets(self) -> None:
+        """The config's datasets as MLflow dataset inputs (context `training` or `target`)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        from trials.data.record import trial_datasets
+
+        try:
+            records = trial_datasets(self.params)
+        except Exception as error:  # noqa: BLE001 - the trial itself reports unreadable data
+            print(f"warning: {self.run_name}: datasets not recorded: {error}", file=sys.stderr)
+            return
+        inputs = [DatasetInput(Dataset(name=r["name"], digest=r["digest"], source_type="local",
+                                       source=json.dumps({"uri": r["root"]}),
+                                       profile=json.dumps({k: v for k, v in r.items() if k not in ("root",)})),
+                               tags=[InputTag("mlflow.data.context", context)]) for context, r in records]
+        if inputs:
+            self.client.log_inputs(self.run_id, datasets=inputs)
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

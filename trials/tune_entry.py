@@ -24,7 +24,8 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
 
     kind = context["kind"]
     cfg = make_config(kind, config)
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU") or 1
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    cpus = assigned.get("CPU") or 1
     torch.set_num_threads(max(1, int(cpus)))  # parallel trials on one node must not fight over cores
 
     hooks = []
@@ -34,6 +35,9 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
                 "msinet.launch": context["launch"], "msinet.space": ",".join(context.get("space", ())),
                 "msinet.group": trial_group(cfg.to_dict(), context), "env.ray_node":
                 ray.get_runtime_context().get_node_id()}
+        gpus = float(assigned.get("GPU") or 0)
+        if 0 < gpus < 1:  # system/gpu_* figures are then the whole device's, not this trial's
+            tags.update({"msinet.gpu_shared": "true", "msinet.gpu_share": f"{gpus:g}"})
         hooks.append(MLflowHook(context["tracking_uri"], context["experiment_id"], context["parent_run_id"],
                                 trial_run_name(context["phase"], trial_id), cfg.to_dict(), tags))
     if kind == "search":

@@ -108,3 +108,18 @@ def test_cost_table_marks_the_front_against_params_and_macs(study_runs):
     assert set(table.loc[table["pareto_params"], "trial"]) == {"retrain/b_00000", "retrain/b_00004"}
     assert set(table.loc[table["pareto_macs"], "trial"]) == {"retrain/b_00000", "retrain/b_00004"}
     assert "retrain/b_00007" not in set(table["trial"])  # failed: no cost, no score
+
+
+def test_cost_table_carries_measured_latency_and_its_front():
+    runs = pd.DataFrame({"status": "FINISHED", "kind": "retrain", "trial": ["a", "b", "c"], "genotype": "g",
+                         "run_id": ["1", "2", "3"], "metrics.params": [2e6, 2e6, 2e6],
+                         "metrics.macs": [1e8, 1e8, 1e8], "metrics.source/mAP": [0.5, 0.6, 0.4],
+                         "metrics.latency/b1_ms_per_image": [3.0, 5.0, 2.0],
+                         "metrics.latency/b64_images_per_second": [900.0, 600.0, 1200.0]})
+    table = cost_table(runs).set_index("trial")
+    assert table.loc["a", "latency_ms"] == 3.0 and table.loc["c", "images_per_second"] == 1200.0
+    # same params and MACs: only the measured latency tells a, b and c apart
+    assert set(table.index[table["pareto_latency"]]) == {"a", "b", "c"}
+    assert set(table.index[table["pareto_params"]]) == {"b"}
+    without = cost_table(runs.drop(columns=["metrics.latency/b1_ms_per_image"]))
+    assert without["latency_ms"].isna().all() and not without["pareto_latency"].any()

@@ -61,6 +61,42 @@ def overlap(client, runs) -> bool:
     return a0 <= b1 and b0 <= a1
 
 
+def check_deployment(client, uri, trials, retrain, stdout, run_dir):
+    """Measured latency, datasets and system metrics on the trial runs; the code version on the parent; the
+    best retrain by val/mAP registered as msinet-smoke@champion, loading with its checkpoint's features."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    import spaces
+
+    for run in retrain:
+        assert run.data.metrics["latency/b1_ms_per_image"] > 0 and run.data.metrics["latency/b64_ms_per_image"] > 0
+        assert run.data.metrics["latency/b64_images_per_second"] > 0
+        assert run.data.tags["msinet.model_uri"].startswith("models:/")
+    for run in trials:
+        assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["market1501"]
+    assert any(k.startswith("system/cpu_utilization_percentage") for r in trials for k in r.data.metrics)
+    parent = children(uri)[0][0]
+    assert len(parent.data.tags["mlflow.source.git.commit"]) == 40
+
+    best = max(retrain, key=lambda r: r.data.metrics["val/mAP"])
+    champion = client.get_model_version_by_alias("msinet-smoke", "champion")
+    assert champion.run_id == best.info.run_id
+    assert client.get_run(best.info.run_id).data.tags["msinet.champion"] == "true"
+    assert "champion: models:/msinet-smoke@champion" in stdout
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        loaded = mlflow.pytorch.load_model("models:/msinet-smoke@champion")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    checkpoint = client.download_artifacts(best.info.run_id, "checkpoint/model.pt", str(run_dir))
+    images = torch.randn(3, 3, 64, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), spaces.build_from_checkpoint(checkpoint).eval()(images))
+
+
 def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
     from mlflow.tracking import MlflowClient
 
@@ -83,6 +119,7 @@ def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
         assert {"genotype.json", "cmc.png", "checkpoint", "metrics.json", "rank_lists.png",
                 "activation_maps.png"} <= names
         assert run.data.params["scale"] == "smoke" and "lr" in run.data.tags["msinet.space"]
+    check_deployment(client, f"sqlite:///{run_dir}/mlflow.db", trials, retrain, result.stdout, run_dir)
     # the Optuna study lives beside the MLflow store, so optuna-dashboard can open it
     import optuna
 

@@ -1,7 +1,11 @@
-"""A session that dies after N reports, like a trial killed mid-run: resume tests of both trials use it."""
+"""Shared by the trials' tests: a session that dies after N reports (the resume tests of both trials), and
+one small trained checkpoint (export, extraction, registry)."""
+
+from pathlib import Path
 
 import pytest
 
+from trials.retrain import run_retrain
 from trials.runtime.session import LocalSession
 
 
@@ -27,3 +31,12 @@ class StopAfter(LocalSession):
 def stop_after():
     """`stop_after(out, reports)`: the dying session; its error is `stop_after.Interrupted`."""
     return StopAfter
+
+
+@pytest.fixture(scope="session")
+def smoke_checkpoint(synthetic_root, tmp_path_factory) -> Path:
+    """checkpoint/model.pt of a 2-epoch smoke retrain on the synthetic Market-1501 layout (64x32 images)."""
+    out = tmp_path_factory.mktemp("smoke-retrain")
+    run_retrain({"scale": "smoke", "dataset": "market1501", "data_dir": str(synthetic_root), "epochs": 2,
+                 "eval_interval": 2, "seed": 0}, LocalSession(out, verbose=False))
+    return out / "checkpoint" / "model.pt"

@@ -1,5 +1,6 @@
 """The MLflow hook against a real SQLite store: a smoke retrain lands in one child run, resumes into it."""
 
+import json
 import pickle
 
 import pytest
@@ -65,6 +66,7 @@ def test_a_smoke_retrain_is_one_child_run_with_metrics_tags_and_artefacts(store,
         with open(png, "rb") as f:
             assert f.read(8) == PNG_MAGIC
     assert not (tmp_path / "mlruns").exists()  # artefacts beside the SQLite file, not in the cwd
+    check_deployment_records(client, uri, run, synthetic_root, tmp_path)
 
     # A resumed trial (a fresh hook, same name) logs into the same run.
     # It repeats the epochs after its last checkpoint: those are not logged twice.
@@ -78,6 +80,47 @@ def test_a_smoke_retrain_is_one_child_run_with_metrics_tags_and_artefacts(store,
     assert [m.value for m in history if m.step == 2] == [pytest.approx(final["val/mAP"])]
 
 
+def check_deployment_records(client, uri, run, data_root, tmp_path):
+    """What the final report adds for deployment: latency, the dataset, system metrics, an MLflow model."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    import spaces
+    from trials.data import load_dataset
+    from trials.data.record import dataset_record
+
+    for batch in (1, 64):
+        assert run.data.metrics[f"latency/b{batch}_ms_per_image"] > 0
+        assert run.data.metrics[f"latency/b{batch}_images_per_second"] > 0
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "latency/b1_ms_per_image")] == [2]
+
+    (logged,) = run.inputs.dataset_inputs
+    assert logged.dataset.name == "market1501" and logged.dataset.source_type == "local"
+    assert logged.dataset.digest == dataset_record(load_dataset("market1501", data_root))["digest"]
+    assert {t.key: t.value for t in logged.tags}["mlflow.data.context"] == "training"
+    assert json.loads(logged.dataset.profile)["train_images"] > 0
+
+    assert any(k.startswith("system/cpu_utilization_percentage") for k in run.data.metrics)
+    assert any(k.startswith("system/system_memory_usage") for k in run.data.metrics)
+
+    model_uri = run.data.tags["msinet.model_uri"]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        loaded = mlflow.pytorch.load_model(model_uri)
+        signature = mlflow.models.get_model_info(model_uri).signature
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert signature.inputs.inputs[0].shape == (-1, 3, 64, 32)
+    assert signature.outputs.inputs[0].shape == (-1, 768)
+    checkpoint = client.download_artifacts(run.info.run_id, "checkpoint/model.pt", str(tmp_path))
+    reference = spaces.build_from_checkpoint(checkpoint).eval()
+    images = torch.randn(3, 3, 64, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), reference(images))
+
+
 def test_fail_marks_the_run_failed_with_the_error(store):
     uri, experiment_id, parent, client = store
     hook = MLflowHook(uri, experiment_id, parent, "search_00001", {"lr": 0.025})
@@ -88,7 +131,8 @@ def test_fail_marks_the_run_failed_with_the_error(store):
     assert run.info.status == "FAILED"
     assert run.data.tags["error"] == "diverged at epoch 1"
     assert run.data.tags["mlflow.parentRunId"] == parent
-    assert run.data.metrics == {"epoch": 1.0, "loss/weight": 2.5}
+    trial_metrics = {k: v for k, v in run.data.metrics.items() if not k.startswith("system/")}
+    assert trial_metrics == {"epoch": 1.0, "loss/weight": 2.5}
     assert run.data.params == {"lr": "0.025"}
 
 

@@ -1,0 +1,33 @@
+"""Measured inference latency of a network on the trial's device (MACs do not predict speed: an all-`ag`
+genotype has the MACs of an all-`none` one and is slower). torch.utils.benchmark handles CUDA
+synchronisation and warm-up; the figures are medians over repeated blocks."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils import benchmark
+
+BATCH_SIZES = (1, 64)
+
+
+def measure_latency(model: torch.nn.Module, image_size: tuple[int, int], device: torch.device,
+                    batch_sizes: tuple[int, ...] = BATCH_SIZES, min_run_time: float = 0.5) -> dict[str, float]:
+    """`latency/bN_ms_per_image` and `latency/bN_images_per_second` for each batch size, eval mode,
+    no autograd; the model's mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    metrics: dict[str, float] = {}
+    try:
+        with torch.no_grad():
+            for batch in batch_sizes:
+                images = torch.randn(batch, 3, *image_size, device=device)
+                model(images)  # warm-up (cuDNN autotuning, allocator)
+                timer = benchmark.Timer(stmt="model(images)", globals={"model": model, "images": images},
+                                        num_threads=torch.get_num_threads())
+                seconds = timer.blocked_autorange(min_run_time=min_run_time).median
+                metrics[f"latency/b{batch}_ms_per_image"] = 1000.0 * seconds / batch
+                metrics[f"latency/b{batch}_images_per_second"] = batch / seconds
+    finally:
+        model.train(was_training)
+    metrics["latency/threads"] = float(torch.get_num_threads())
+    return metrics
