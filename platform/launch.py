@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import signal
 import sys
@@ -29,6 +28,8 @@ import study_registry  # noqa: E402
 import study_spec  # noqa: E402
 import study_tracking  # noqa: E402
 from study_launches import LaunchError, LaunchLock, claim_launch, resumable, save  # noqa: E402
+from study_plan import plan, print_plan, study_of  # noqa: E402
+from study_summary import leaderboard, print_summary  # noqa: E402
 
 from trials.config import ConfigError  # noqa: E402
 
@@ -150,68 +151,6 @@ def storage_path(value: str | None, runs: Path) -> str:
     if value and "://" in value:
         return value
     return str(Path(value).expanduser().resolve() if value else runs / "tune")
-
-
-def study_of(launch: dict[str, Any]) -> study_spec.Study:
-    """The resolved study a launch record holds (as saved, so that --resume runs the same plan)."""
-    phases = [study_spec.Phase(**phase) for phase in launch["study"]["phases"]]
-    return study_spec.Study(**{**launch["study"], "phases": phases})
-
-
-def plan(launch: dict[str, Any]) -> dict[str, Any]:
-    """What will run, where results go: printed by --dry-run and logged to the parent run."""
-    study = study_of(launch)
-    phases = []
-    for phase in study.phases:
-        trials = f"{study_spec.sample_count(phase, [])} trials"
-        if phase.genotypes:
-            trials = f"{describe_genotypes(phase.genotypes)}, at least {phase.num_samples} trial(s)"
-        if phase.configs:
-            spec = phase.configs
-            trials = (f"FINAL: the best {spec['top_k']} configuration(s) of phase {spec['from']} by {study.metric}"
-                      f"{' per ' + spec['group_by'] if spec['group_by'] else ''}, retrained on every training id "
-                      "(no hold-out) and tested once: the paper-comparable numbers")
-        phases.append({"phase": phase.name, "kind": phase.kind, "trials": trials, "config": phase.config,
-                       "space": phase.space, "grid": phase.grid, "resources": phase.resources,
-                       "max_concurrent": phase.max_concurrent, "early_stopping": phase.early_stopping,
-                       "max_failures": phase.max_failures})
-    return {"study": study.name, "file": study.path, "description": study.description, "scale": study.scale,
-            "metric": study.metric, "mode": study.mode, "optimise_test_metric": study.optimise_test_metric,
-            "launch": launch["launch"], "seed": launch["seed"], "data_dir": launch["data_dir"],
-            "synthetic": launch["synthetic"], "datasets": study_data.datasets(study),
-            "tracking_uri": launch["tracking_uri"], "optuna_storage": launch["optuna_storage"],
-            "storage_path": launch["storage_path"], "phases": phases}
-
-
-def describe_genotypes(spec: dict[str, Any]) -> str:
-    parts = [f"top {spec['top_k']} distinct genotypes of phase {spec['from']}"
-             f"{' per ' + spec['group_by'] if spec['group_by'] else ''}" if spec["from"] else "",
-             f"{spec['random']} random genotypes" if spec["random"] else "",
-             f"published {', '.join(spec['published'])}" if spec["published"] else ""]
-    return " + ".join(p for p in parts if p)
-
-
-def print_plan(launch: dict[str, Any]) -> None:
-    p = plan(launch)
-    print(f"study {p['study']} ({p['file']}), scale {p['scale']}: {p['description']}")
-    marked = "  ** a TEST metric is optimised (optimise_test_metric: true) **" if p["optimise_test_metric"] else ""
-    print(f"optimises {p['metric']} ({p['mode']}){marked}")
-    data = "synthetic stand-ins generated in" if p["synthetic"] else "read from"
-    print(f"data: {', '.join(f'{k} ({v})' for k, v in p['datasets'].items())}, {data} {p['data_dir']}")
-    for phase in p["phases"]:
-        print(f"phase {phase['phase']} [{phase['kind']}]: {phase['trials']}, "
-              f"{phase['resources']['cpu']:g} CPU + {phase['resources']['gpu']:g} GPU per trial"
-              f"{', at most ' + str(phase['max_concurrent']) + ' at once' if phase['max_concurrent'] else ''}")
-        print(f"  fixed:  {json.dumps(phase['config'])}")
-        if phase["space"]:
-            print(f"  Optuna (TPE, seed {p['seed']}): {json.dumps(phase['space'])}")
-        if phase["grid"]:
-            print(f"  every one of: {json.dumps(phase['grid'])}")
-        stopping = phase["early_stopping"]
-        print(f"  early stopping: {'ASHA on ' + p['metric'] + ' ' + json.dumps(stopping) if stopping else 'none'}; "
-              f"retries from the last checkpoint: {phase['max_failures']}")
-    print(f"tracking: {p['tracking_uri']} (experiment {p['study']}); Optuna: {p['optuna_storage']}")
-    print(f"Tune results and checkpoints: {p['storage_path']}")
 
 
 def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
@@ -392,49 +331,6 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     study_registry.register_launch_champion(launch, study)
     failed = [row["trial"] for row in rows if row["status"] == "failed"]
     return 1 if failed and len(failed) == len(rows) else 0
-
-
-def leaderboard(rows: list[dict[str, Any]], study: study_spec.Study):
-    """Phases in order, trials sorted by the study's metric within each."""
-    import pandas as pd
-
-    table = pd.DataFrame(rows).drop(columns=["config"], errors="ignore")
-    if table.empty:
-        return table
-    order = {phase.name: i for i, phase in enumerate(study.phases)}
-    table["_phase"] = table["phase"].map(order)
-    by = ["_phase"] + ([study.metric] if study.metric in table else [])
-    table = table.sort_values(by, ascending=[True, study.mode == "min"][:len(by)], na_position="last")
-    return table.drop(columns="_phase").reset_index(drop=True)
-
-
-def print_summary(table, launch: dict[str, Any], study: study_spec.Study) -> None:
-    import pandas as pd
-
-    from analysis.links import dashboard_command, runs_table_url, ui_command
-
-    shown = table.drop(columns=[c for c in ("error",) if c in table])
-    for column, label in (("params_no_classifier", "params (M)"), ("macs", "MACs (M)")):
-        if column in shown:
-            shown[label] = shown.pop(column) / 1e6
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 60,
-                           "display.float_format", "{:.4f}".format):
-        print(f"\nleaderboard of {study.name} (launch {launch['launch']}, sorted by {study.metric} within each "
-              f"phase; test metrics are compared, never optimised):")
-        print(shown.to_string(index=False))
-    for row in table.to_dict("records"):
-        if row.get("status") == "failed":
-            print(f"failed: {row['trial']}: {row.get('error')}")
-    uri = launch["tracking_uri"]
-    print(f"\nMLflow: {uri}, experiment {study.name!r} (id {launch['experiment_id']}), parent run "
-          f"{launch['parent_run_id']}")
-    if uri.startswith(("http://", "https://")):
-        print(f"open: {runs_table_url(uri.rstrip('/'), launch['experiment_id'])}")
-    else:
-        print(f"see it: {ui_command(uri)}")
-        print(f"   then open {runs_table_url('http://127.0.0.1:5000', launch['experiment_id'])}")
-    print(f"Optuna studies: {launch['optuna_storage']} (study names {study.name}-{launch['launch']}-PHASE)")
-    print(f"see them: {dashboard_command(launch['optuna_storage'])}")
 
 
 def _positive(text: str) -> int:

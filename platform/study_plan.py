@@ -1,0 +1,72 @@
+"""What a launch will run, resolved from its record: printed by --dry-run and at the start, logged to the
+parent run as plan.json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import study_data
+import study_spec
+
+
+def study_of(launch: dict[str, Any]) -> study_spec.Study:
+    """The resolved study a launch record holds (as saved, so that --resume runs the same plan)."""
+    phases = [study_spec.Phase(**phase) for phase in launch["study"]["phases"]]
+    return study_spec.Study(**{**launch["study"], "phases": phases})
+
+
+def plan(launch: dict[str, Any]) -> dict[str, Any]:
+    """What will run, where results go: printed by --dry-run and logged to the parent run."""
+    study = study_of(launch)
+    phases = []
+    for phase in study.phases:
+        trials = f"{study_spec.sample_count(phase, [])} trials"
+        if phase.genotypes:
+            trials = f"{describe_genotypes(phase.genotypes)}, at least {phase.num_samples} trial(s)"
+        if phase.configs:
+            spec = phase.configs
+            trials = (f"FINAL: the best {spec['top_k']} configuration(s) of phase {spec['from']} by {study.metric}"
+                      f"{' per ' + spec['group_by'] if spec['group_by'] else ''}, retrained on every training id "
+                      "(no hold-out) and tested once: the paper-comparable numbers")
+        phases.append({"phase": phase.name, "kind": phase.kind, "trials": trials, "config": phase.config,
+                       "space": phase.space, "grid": phase.grid, "resources": phase.resources,
+                       "max_concurrent": phase.max_concurrent, "early_stopping": phase.early_stopping,
+                       "max_failures": phase.max_failures})
+    return {"study": study.name, "file": study.path, "description": study.description, "scale": study.scale,
+            "metric": study.metric, "mode": study.mode, "optimise_test_metric": study.optimise_test_metric,
+            "launch": launch["launch"], "seed": launch["seed"], "data_dir": launch["data_dir"],
+            "synthetic": launch["synthetic"], "datasets": study_data.datasets(study),
+            "tracking_uri": launch["tracking_uri"], "optuna_storage": launch["optuna_storage"],
+            "storage_path": launch["storage_path"], "phases": phases}
+
+
+def describe_genotypes(spec: dict[str, Any]) -> str:
+    parts = [f"top {spec['top_k']} distinct genotypes of phase {spec['from']}"
+             f"{' per ' + spec['group_by'] if spec['group_by'] else ''}" if spec["from"] else "",
+             f"{spec['random']} random genotypes" if spec["random"] else "",
+             f"published {', '.join(spec['published'])}" if spec["published"] else ""]
+    return " + ".join(p for p in parts if p)
+
+
+def print_plan(launch: dict[str, Any]) -> None:
+    p = plan(launch)
+    print(f"study {p['study']} ({p['file']}), scale {p['scale']}: {p['description']}")
+    marked = "  ** a TEST metric is optimised (optimise_test_metric: true) **" if p["optimise_test_metric"] else ""
+    print(f"optimises {p['metric']} ({p['mode']}){marked}")
+    data = "synthetic stand-ins generated in" if p["synthetic"] else "read from"
+    print(f"data: {', '.join(f'{k} ({v})' for k, v in p['datasets'].items())}, {data} {p['data_dir']}")
+    for phase in p["phases"]:
+        print(f"phase {phase['phase']} [{phase['kind']}]: {phase['trials']}, "
+              f"{phase['resources']['cpu']:g} CPU + {phase['resources']['gpu']:g} GPU per trial"
+              f"{', at most ' + str(phase['max_concurrent']) + ' at once' if phase['max_concurrent'] else ''}")
+        print(f"  fixed:  {json.dumps(phase['config'])}")
+        if phase["space"]:
+            print(f"  Optuna (TPE, seed {p['seed']}): {json.dumps(phase['space'])}")
+        if phase["grid"]:
+            print(f"  every one of: {json.dumps(phase['grid'])}")
+        stopping = phase["early_stopping"]
+        print(f"  early stopping: {'ASHA on ' + p['metric'] + ' ' + json.dumps(stopping) if stopping else 'none'}; "
+              f"retries from the last checkpoint: {phase['max_failures']}")
+    print(f"tracking: {p['tracking_uri']} (experiment {p['study']}); Optuna: {p['optuna_storage']}")
+    print(f"Tune results and checkpoints: {p['storage_path']}")
