@@ -126,8 +126,10 @@ SEARCH_DEFAULTS: dict[str, Any] = {"lr": 0.025, "milestones": [150, 225, 300], "
 
 # Small enough for a retrain in well under a minute on 2 CPU cores, on synthetic data. Training from
 # scratch on tens of ids with 32-image batches needs more epochs and a lower lr than the paper's 0.065
-# (benchmarks/smoke_retrain.py: with this preset, 16 synthetic training ids, source mAP 0.154 -> 0.425;
-# with 10 epochs or fewer the trained network does not beat the untrained one).
+# (benchmarks/smoke_retrain.py: with this preset, 16 synthetic training ids, source mAP 0.154 -> 0.425 with
+# torchvision's random erasing; with the authors' erasing, the default since 2026-12-01, 0.25 after 25 epochs
+# and 0.33 after 40: their larger boxes slow learning at 64x32. With 10 epochs or fewer the trained network
+# does not beat the untrained one).
 SMOKE_PRESET: dict[str, Any] = {
     "height": 64,
     "epochs": 30,

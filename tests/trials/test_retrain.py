@@ -21,7 +21,9 @@ def _config(root, out, **extra):
 
 
 def test_retrain_learns_far_beyond_the_untrained_network(synthetic_root, tmp_path):
-    config = _config(synthetic_root, tmp_path / "run", epochs=25, milestones=[20], eval_interval=5)
+    # The authors' random erasing (large, mostly tall boxes) slows learning at 64x32: 25 epochs reach source
+    # mAP 0.25 (torchvision's erasing: 0.34), 40 epochs 0.33 (untrained: 0.15).
+    config = _config(synthetic_root, tmp_path / "run", epochs=40, milestones=[32], eval_interval=10)
     final = run_retrain(config, LocalSession(config["out"], verbose=False))
 
     cfg = make_config("retrain", config)
