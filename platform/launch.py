@@ -212,6 +212,15 @@ def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
         ray.shutdown()
 
 
+def fail_running_optuna_trials(study: study_spec.Study, launch: dict[str, Any]) -> None:
+    """The Optuna trials of a stopped driver are not running any more (resumed ones get new Optuna trials)."""
+    from study_optuna import fail_running
+
+    for phase in study.phases:
+        if phase.space:
+            fail_running(launch["optuna_storage"], f"{study.name}-{launch['launch']}-{phase.name}")
+
+
 def check_resources(study: study_spec.Study, local: bool) -> None:
     """A trial asking for more than any node has would wait forever: on a fixed local instance, say so now."""
     import ray
@@ -253,6 +262,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     if launch.get("parent_run_id"):
         # After a crash the runs of the trials that were running say RUNNING; they resume (and say so) below.
         study_tracking.end_running_trials(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"])
+        fail_running_optuna_trials(study, launch)
         study_tracking.reopen_parent(launch["tracking_uri"], launch["parent_run_id"])
     else:
         launch["experiment_id"], launch["parent_run_id"] = study_tracking.open_parent(
@@ -307,6 +317,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
         launch["status"] = "interrupted"
         save(launch)
         study_tracking.end_running_trials(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"])
+        fail_running_optuna_trials(study, launch)
         study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "KILLED")
         where = "" if args.run_dir.expanduser().resolve() == RUNS else f" --run-dir {args.run_dir}"
         print(f"\ninterrupted. Continue with: python platform/launch.py --study {study.name} --resume "

@@ -21,7 +21,7 @@ from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
+from study_optuna import PrunedAwareOptunaSearch
 from study_spec import Phase, Study, sample_count, trial_values
 
 from trials.config import make_config
@@ -109,28 +109,6 @@ def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[
                                   num_samples=num_samples, max_concurrent_trials=phase.max_concurrent)
     return tune.Tuner(trainable(phase, context), param_space=space, tune_config=tune_config,
                       run_config=run_config(phase, context, storage_path, name, verbose))
-
-
-class PrunedAwareOptunaSearch(OptunaSearch):
-    """OptunaSearch that records a trial a scheduler stopped before its planned epochs as PRUNED."""
-
-    def __init__(self, planned: int, **kwargs):
-        super().__init__(**kwargs)
-        self.planned = planned
-
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        if error or not result or trial_id in self._completed_trials or result.get("epoch", 0) >= self._planned(
-                result):
-            super().on_trial_complete(trial_id, result, error)
-            return
-        import optuna
-
-        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
-        self._completed_trials.add(trial_id)
-
-    def _planned(self, result: dict[str, Any]) -> int:
-        config = result.get("config") or {}
-        return int(config["epochs"]) if "epochs" in config else self.planned
 
 
 def restore_tuner(phase: Phase, context: dict[str, Any], path: str) -> tune.Tuner:

@@ -2,7 +2,7 @@
 COMPLETE with an early value that TPE would take for a finished one."""
 
 import optuna
-from study_tune import PrunedAwareOptunaSearch
+from study_optuna import PrunedAwareOptunaSearch, fail_running
 
 
 def test_a_trial_stopped_before_its_planned_epochs_is_pruned(tmp_path):
@@ -32,3 +32,23 @@ def test_a_failed_trial_stays_failed(tmp_path):
     search.suggest("broken")
     search.on_trial_complete("broken", None, error=True)
     assert optuna.load_study(study_name="s", storage=storage).trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_an_interrupted_trial_is_failed_and_continues_in_a_new_trial(tmp_path):
+    from ray import tune
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    search = PrunedAwareOptunaSearch(4, seed=0, study_name="s", storage=optuna.storages.RDBStorage(storage))
+    search.set_search_properties("val/mAP", "max", {"lr": tune.loguniform(0.01, 0.1)})
+    params = search.suggest("t")
+    search.on_trial_result("t", {"val/mAP": 0.1, "epoch": 1, "training_iteration": 1})
+    assert fail_running(storage, "s") == 1  # the driver stopped (Ctrl-C) or, before --resume, was found dead
+    assert fail_running(storage, "missing-study") == 0
+    for epoch in (2, 3, 4):  # the restored Tune trial continues
+        search.on_trial_result("t", {"val/mAP": 0.1 * epoch, "epoch": epoch, "training_iteration": epoch})
+    search.on_trial_complete("t", {"val/mAP": 0.4, "epoch": 4, "training_iteration": 4, "config": {}})
+    first, second = optuna.load_study(study_name="s", storage=storage).trials
+    assert first.state == optuna.trial.TrialState.FAIL and first.intermediate_values == {1: 0.1}
+    assert second.state == optuna.trial.TrialState.COMPLETE and second.value == 0.4
+    assert second.params == first.params == {"lr": params["lr"]}
+    assert second.user_attrs["continues_trial"] == first.number

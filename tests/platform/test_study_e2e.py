@@ -175,6 +175,12 @@ def test_interrupted_study_resumes_without_duplicates(run_dir):
     parents, trials = children(f"sqlite:///{run_dir}/mlflow.db")
     assert parents[0].info.status == "KILLED"
     assert trials and not [r.info.run_name for r in trials if r.info.status == "RUNNING"]  # no stale RUNNING
+    import optuna
+
+    storage = f"sqlite:///{run_dir}/optuna.db"
+    for summary in optuna.get_all_study_summaries(storage):
+        states = [t.state for t in optuna.load_study(study_name=summary.study_name, storage=storage).trials]
+        assert optuna.trial.TrialState.RUNNING not in states, (summary.study_name, states)
 
     resumed = subprocess.run([*command[:6], "--resume", "--num-cpus", "2"], cwd=ROOT, capture_output=True,
                              text=True, timeout=600)

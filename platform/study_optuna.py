@@ -1,0 +1,72 @@
+"""The Optuna side of a phase: what Ray's OptunaSearch records, made true to what happened to each trial.
+
+* A trial that a scheduler (ASHA) stopped before its planned epochs is PRUNED, with its intermediate values;
+  Ray tells Optuna COMPLETE with the early value, which TPE would take for a finished trial.
+* A trial whose launch was interrupted (Ctrl-C, or a driver that died) is FAIL: `fail_running` marks it so
+  when the driver stops, and again before `--resume` (a killed driver could not). The restored search still
+  holds the Optuna trial it had given the Tune trial; when that Tune trial continues, it gets a new Optuna
+  trial with the same parameters, which receives its results from then on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+RUNNING = optuna.trial.TrialState.RUNNING
+
+
+def fail_running(storage: str, study_name: str) -> int:
+    """Mark the study's RUNNING trials FAIL (their driver stopped); returns how many. No study: 0."""
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
+        return 0
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return 0
+    running = [t for t in study.get_trials(deepcopy=False) if t.state == RUNNING]
+    for trial in running:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return len(running)
+
+
+class PrunedAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch recording early-stopped trials as PRUNED and continuing interrupted ones in new trials."""
+
+    def __init__(self, planned: int, **kwargs):
+        super().__init__(**kwargs)
+        self.planned = planned
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self._live(trial_id)
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id not in self._completed_trials:
+            self._live(trial_id)
+        if error or not result or trial_id in self._completed_trials or result.get("epoch", 0) >= self._planned(
+                result):
+            super().on_trial_complete(trial_id, result, error)
+            return
+        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+    def _live(self, trial_id: str) -> None:
+        """A Tune trial continuing after an interruption: its old Optuna trial is FAIL; give it a new one."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None:
+            return
+        frozen = self._ot_study._storage.get_trial(trial._trial_id)
+        if frozen.state == RUNNING:
+            return
+        self._ot_study.enqueue_trial(frozen.params, skip_if_exists=False)
+        fresh = self._ot_study.ask(fixed_distributions=frozen.distributions)
+        fresh.set_user_attr("continues_trial", frozen.number)
+        self._ot_trials[trial_id] = fresh
+
+    def _planned(self, result: dict[str, Any]) -> int:
+        config = result.get("config") or {}
+        return int(config["epochs"]) if "epochs" in config else self.planned
