@@ -59,8 +59,8 @@ def test_argparse_refuses_impossible_cpu_counts(launch, run_dir):
 
 
 def test_an_unknown_dataset_on_a_synthetic_study_is_named(launch, run_dir):
-    assert "no stand-in for dataset 'foo'" in _error(launch("--study", "smoke", "--set", "dataset=foo",
-                                                            "--run-dir", str(run_dir)))
+    text = _error(launch("--study", "smoke", "--set", "dataset=foo", "--run-dir", str(run_dir), "--dry-run"))
+    assert "--set dataset=foo" in text and "unknown dataset 'foo'" in text
 
 
 def test_resume_of_an_unknown_launch_lists_the_ones_that_exist(launch, run_dir):
