@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,9 +14,32 @@ COMMAND = re.compile(r"^\.venv/bin/python -m trials\.\S+ .*$", re.MULTILINE)
 pytestmark = pytest.mark.slow
 
 
+DEPLOYMENT = "## From a trained model to deployment"
+
+
+def _blocks(text: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+
+
 def readme_commands() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
-    return [line.split("  #")[0].strip() for block in blocks for line in COMMAND.findall(block)]
+    """The standalone commands, in order (the deployment section is run whole, below)."""
+    text = (ROOT / "README.md").read_text()
+    before, _, after = text.partition(DEPLOYMENT)
+    rest = after.split("\n## ", 1)[1] if "\n## " in after else ""
+    return [line.split("  #")[0].strip() for block in _blocks(before + rest) for line in COMMAND.findall(block)]
+
+
+def deployment_script() -> str:
+    section = (ROOT / "README.md").read_text().partition(DEPLOYMENT)[2].split("\n## ", 1)[0]
+    return "\n".join(_blocks(section))
+
+
+def checkout(folder: Path) -> None:
+    """A checkout-like folder: the code copied (launch.py finds the repository from its own path), .venv
+    linked, data/ and runs/ written fresh."""
+    for name in ("spaces", "trials", "analysis", "platform"):
+        shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / ".venv").symlink_to(ROOT / ".venv")
 
 
 def test_the_readme_names_the_standalone_commands():
@@ -27,9 +51,7 @@ def test_the_readme_names_the_standalone_commands():
 
 @pytest.mark.timeout(2400)  # a search and a retrain at smoke scale, one after the other
 def test_readme_commands_run_as_written(tmp_path):
-    # A checkout-like folder: the code and .venv linked in, data/ and runs/ written fresh.
-    for name in ("spaces", "trials", "analysis", "platform", ".venv"):
-        (tmp_path / name).symlink_to(ROOT / name)
+    checkout(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     outputs = []
     for command in readme_commands():
@@ -41,3 +63,17 @@ def test_readme_commands_run_as_written(tmp_path):
              if out.strip() and out.strip().splitlines()[-1].startswith("{")]
     assert any("genotype" in metrics and "alpha/entropy" in metrics for metrics in final)  # the search
     assert any("source/mAP" in metrics for metrics in final)  # retrain and evaluate
+
+
+@pytest.mark.timeout(1800)
+def test_the_deployment_section_runs_as_written(tmp_path):
+    """The smoke study, its champion downloaded, exported with parity, features extracted, promoted."""
+    checkout(tmp_path)
+    script = deployment_script()
+    assert "platform/launch.py --study smoke" in script and "trials.export" in script
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=1700, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "export" / "model.onnx").is_file()
+    assert json.loads((tmp_path / "export" / "parity.json").read_text())["passed"] is True
+    assert (tmp_path / "query.npz").is_file()

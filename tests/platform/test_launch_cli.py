@@ -62,7 +62,7 @@ def test_unreachable_tracking_server(launch, run_dir):
 
 
 def test_resume_without_an_interrupted_launch(launch, run_dir):
-    assert "no interrupted launch" in error_of(launch("--study", "smoke", "--resume", "--run-dir", str(run_dir)))
+    assert "no unfinished launch" in error_of(launch("--study", "smoke", "--resume", "--run-dir", str(run_dir)))
 
 
 def test_resume_refuses_a_changed_plan(launch, run_dir):
