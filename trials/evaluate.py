@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_weights(args: argparse.Namespace) -> dict[str, Any]:
+    weights = read_weights(args.weights) if args.weights else None  # read once, used for size and network
     if args.height is None and args.width is None:  # score at the size the weights were trained at
-        args.height, args.width = trained_size(args.weights)
+        args.height, args.width = trained_size(weights[1] if weights else {})
     cfg = make_config("retrain", {
         "dataset": args.dataset, "data_dir": str(Path(args.data_dir).expanduser().resolve()),
         "target_dataset": args.target_dataset, "height": args.height, "width": args.width,
@@ -74,7 +75,7 @@ def evaluate_weights(args: argparse.Namespace) -> dict[str, Any]:
                          "gallery images (0: no pictures) and N >= 1 queries")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    model, report = load_model(args.weights, args.genotype, cfg.vehicle, args.test_neck)
+    model, report = load_model(weights, args.genotype, cfg.vehicle, args.test_neck)
     if report is not None:
         print(report, file=sys.stderr)
     model.to(device)
@@ -143,11 +144,13 @@ def vis_dir(args: argparse.Namespace) -> Path:
     return (Path(args.weights).parent if args.weights else Path.cwd()) / "visrank"
 
 
-def load_model(weights: str | None, genotype: str | None, vehicle: bool, test_neck: bool):
-    """Our checkpoints rebuild themselves; other files need a genotype and get a load report."""
+def load_model(weights: tuple[dict[str, torch.Tensor], dict[str, Any]] | None, genotype: str | None, vehicle: bool,
+               test_neck: bool):
+    """The network of `read_weights`' (state, meta): ours rebuild themselves; other files need a genotype and
+    get a load report. None: an untrained network."""
     if weights is None:
         return spaces.build_msinet(genotype or "msmt", 1, vehicle=vehicle, test_neck=test_neck), None
-    state, meta = read_weights(weights)
+    state, meta = weights
     chosen = genotype or meta.get("genotype") or "msmt"
     classes = state["classifier.weight"].shape[0] if "classifier.weight" in state else 1
     sam_mode = meta.get("sam_mode") or ("pos_neg" if any(k.startswith("align_module.") for k in state)
@@ -156,11 +159,9 @@ def load_model(weights: str | None, genotype: str | None, vehicle: bool, test_ne
     return model, spaces.load_weights(model, state)
 
 
-def trained_size(weights: str | None) -> tuple[int | None, int | None]:
+def trained_size(meta: dict[str, Any]) -> tuple[int | None, int | None]:
     """The input size the weights were trained at, when the file records it (our checkpoints do)."""
-    if weights is None:
-        return None, None
-    config = read_weights(weights)[1].get("config")
+    config = meta.get("config")
     if not isinstance(config, dict) or "height" not in config:
         return None, None
     return make_config("retrain", {k: config[k] for k in ("dataset", "height", "width") if k in config}).image_size
