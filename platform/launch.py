@@ -32,6 +32,7 @@ from study_plan import plan, print_plan, study_of  # noqa: E402
 from study_summary import leaderboard, print_summary  # noqa: E402
 
 from trials.config import ConfigError  # noqa: E402
+from trials.runtime.folders import folder_problem  # noqa: E402
 
 # study_tune (Ray Tune) and the data loaders (torch) are imported where they are used, so that --list,
 # --dry-run and the checks of bad input answer at once.
@@ -174,21 +175,10 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def check_writable(folder: Path, flag: str, create: bool = True) -> None:
-    """A run folder we cannot write would fail minutes later, inside Ray or MLflow: say so now. Without
-    `create` (a dry run) only what can be seen without writing is checked."""
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise LaunchError(f"{flag} {folder}: {existing} is a file, not a folder; give a folder path")
-    if not create:
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-check-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise LaunchError(f"{flag} {folder}: cannot write there ({error.strerror or error}); give a folder you "
-                          "can write") from None
+    """A run folder we cannot write would fail minutes later, inside Ray or MLflow: say so now."""
+    problem = folder_problem(folder, create)
+    if problem:
+        raise LaunchError(f"{flag} {folder}: {problem}")
 
 
 def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trials.config import SAM_MODES, SCALES, SUPERVISIONS, ConfigError, make_config
+from trials.runtime.folders import folder_problem
 
 FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--dataset", {"help": "source dataset: market1501, msmt17, veri, vehicleid (default market1501)"}),
@@ -78,17 +79,9 @@ def parse_config(kind: str, argv: list[str] | None = None):
 
 
 def _check_out(out: Path) -> None:
-    existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise ConfigError(f"--out {out}: {existing} is a file, not a folder; give a folder for the run's outputs")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-check"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(f"--out {out}: cannot write there ({error.strerror or error}); give a folder you can "
-                          "write") from None
+    problem = folder_problem(out)
+    if problem:
+        raise ConfigError(f"--out {out}: {problem}")
 
 
 def finished_metrics(cfg) -> dict[str, Any] | None:
