@@ -117,6 +117,38 @@ def cost_figure(table: pd.DataFrame, metric: str) -> Figure:
     return figure
 
 
+def plot_latency_front(search: pd.DataFrame, retrained: pd.DataFrame, path: Path) -> Path:
+    """`report_latency.latency_frames`: search trials (val/mAP against predicted latency, coloured by λ) and
+    retrained networks (source/mAP against measured latency, else predicted), each front drawn as a line."""
+    panels = [(search, "predicted_ms", "val/mAP", "search: predicted latency (ms per image)")]
+    if not retrained.empty:
+        cost = "measured_ms" if retrained["measured_ms"].notna().any() else "predicted_ms"
+        panels.append((retrained, cost, "source/mAP", f"retrained: {cost.split('_')[0]} latency (ms per image)"))
+    figure = _figure(4.8 * len(panels), 3.9)
+    for panel, (frame, cost, metric, label) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels,
+                                                   strict=True):
+        points = frame.dropna(subset=[cost, metric])
+        xs = points[cost].to_numpy(dtype=float)
+        colour = points.get("latency_weight")
+        drawn = panel.scatter(xs, points[metric], s=28, alpha=0.8, label="trial",
+                              **({"c": colour, "cmap": "viridis"} if colour is not None else {}))
+        if colour is not None and len(points):
+            figure.colorbar(drawn, ax=panel, label="λ (latency_weight)")
+        mask = points["on_front"].astype(bool).to_numpy()
+        order = np.argsort(xs[mask], kind="stable")
+        panel.plot(xs[mask][order], points[metric].to_numpy(dtype=float)[mask][order], color="C3", marker="D",
+                   markersize=5, label="Pareto front")
+        panel.set_xlabel(label)
+        panel.set_ylabel(metric)
+        panel.grid(alpha=0.3)
+        if len(points):
+            _readable_ticks(panel, xs)
+            panel.legend(fontsize=8)
+    figure.suptitle("accuracy against latency")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def _readable_ticks(panel, xs: np.ndarray, ticks: int = 5) -> None:
     """At most `ticks` x ticks with just enough decimals to tell them apart: near-equal costs (one genotype's
     parameter counts differ in the fifth digit) otherwise print as a row of overlapping long numbers."""

@@ -16,6 +16,7 @@ from analysis import figures, genotypes, margins, tables
 from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
 from analysis.report_comparisons import comparison_section
 from analysis.report_files import cell, markdown_table, save_csv, save_png
+from analysis.report_latency import latency_section
 from analysis.report_views import views_section
 from analysis.runs import (
     REPO_ROOT,
@@ -62,6 +63,7 @@ def write_report(tracking_uri: str, study: str, launch: str = "latest", out: Pat
         "Genotype statistics": _genotype_section(out, tracking_uri, runs, board, written),
         "Comparisons the paper makes": comparison_section(out, runs, written),
         "Accuracy vs cost": _cost_section(out, runs, written),
+        "Accuracy vs latency": latency_section(out, runs, written),
         "CMC curves of the top trials": _cmc_section(out, tracking_uri, board, top, written),
         "Ranked lists and activation maps of the top retrains": views_section(out, tracking_uri, board, written),
     }
@@ -111,13 +113,22 @@ def _header(tracking_uri: str, study: str, experiment_id: str, label: str, launc
     lines += [f"- **study**: {study}",
               f"- **launch{'es' if len(launches) > 1 else ''}**: {'; '.join(launch_facts) or 'none'}",
               f"- **scale**: {', '.join(sorted({str(s) for s in launches['scale'].dropna()})) or 'unknown'}",
-              f"- **metric**: `{metric}` ({mode})" + (" — **a test metric**" if test_optimised else ""),
+              f"- **metric**: `{metric}` ({mode})" + (" — **a test metric**" if test_optimised else "")
+              + _other_objectives(launches, metric),
               f"- **trials**: {_trial_summary(runs)}",
               f"- **tracking URI**: `{tracking_uri}`"]
     url = runs_table_url(ui_base_url(tracking_uri), experiment_id)
     serve = "" if is_server(tracking_uri) else f" (serve the store first: `{ui_command(tracking_uri)}`)"
     lines.append(f"- **MLflow runs table**: <{url}>{serve}")
     return lines
+
+
+def _other_objectives(launches: pd.DataFrame, metric: str) -> str:
+    """`, then latency/ms (min): a multi-objective study` from the parent run's `msinet.objectives` tag."""
+    tag = launches["tags.msinet.objectives"].dropna() if "tags.msinet.objectives" in launches else pd.Series([])
+    pairs = [p.rsplit(":", 1) for p in (str(tag.iloc[-1]).split(",") if len(tag) else []) if ":" in p]
+    others = [f"`{m}` ({mode})" for m, mode in pairs if m != metric]
+    return f" against {', '.join(others)}: a multi-objective study (see *Accuracy vs latency*)" if others else ""
 
 
 HEARTBEAT_TAG = "tags.msinet.heartbeat"

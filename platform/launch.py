@@ -25,6 +25,7 @@ sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself s
 
 import study_data  # noqa: E402
 import study_registry  # noqa: E402
+import study_select  # noqa: E402
 import study_spec  # noqa: E402
 import study_tracking  # noqa: E402
 from study_launches import LaunchError, LaunchLock, claim_launch, resumable, save  # noqa: E402
@@ -259,6 +260,9 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
             launch["tracking_uri"], study, launch["launch"], plan(launch))
     launch["status"] = "running"
     save(launch)
+    objectives = study_spec.objectives(study)
+    tracked = sorted({m for m, _ in objectives} | {m for p in study.phases for spec in (p.genotypes, p.configs)
+                                                   if spec for m in spec.get("budget", {})})
     try:
         for phase in study.phases:
             record = launch["phases"].setdefault(phase.name, {"status": "pending"})
@@ -268,20 +272,20 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
             earlier = [row for r in launch["phases"].values() for row in r.get("rows", [])]
             if "genotypes" not in record:
                 try:
-                    genotypes, groups = ([], {}) if phase.genotypes is None else study_tune.select_genotypes(
-                        phase.genotypes, earlier, study.metric, study.mode, launch["seed"])
+                    genotypes, groups = ([], {}) if phase.genotypes is None else study_select.select_genotypes(
+                        phase.genotypes, earlier, objectives, launch["seed"])
                 except RuntimeError as error:
                     raise LaunchError(f"phase {phase.name!r} cannot start: {error}") from None
                 record.update(genotypes=genotypes, groups=groups)
             if phase.configs and "configs" not in record:
                 try:
-                    record["configs"] = study_tune.select_configs(phase.configs, earlier, study.metric, study.mode)
+                    record["configs"] = study_select.select_configs(phase.configs, earlier, objectives)
                 except RuntimeError as error:
                     raise LaunchError(f"phase {phase.name!r} cannot start: {error}") from None
             context = {"kind": phase.kind, "phase": phase.name, "launch": launch["launch"],
                        "tracking_uri": launch["tracking_uri"], "experiment_id": launch["experiment_id"],
                        "parent_run_id": launch["parent_run_id"], "space": list(phase.space),
-                       "groups": record["groups"], "final": bool(phase.configs)}
+                       "groups": record["groups"], "final": bool(phase.configs), "metrics": tracked}
             name = f"{study.name}-{launch['launch']}-{phase.name}"
             path = f"{launch['storage_path'].rstrip('/')}/{name}"
             record.update(status="running", experiment=path)

@@ -13,8 +13,8 @@ from trials.config import TrialConfig
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 TRIAL_KEYS = tuple(f.name for f in dataclasses.fields(TrialConfig))
-GENOTYPE_KEYS = ("from", "top_k", "group_by", "random", "published")
-CONFIGS_KEYS = ("from", "top_k", "group_by")
+GENOTYPE_KEYS = ("from", "top_k", "group_by", "pareto", "budget", "random", "published")
+CONFIGS_KEYS = ("from", "top_k", "group_by", "pareto", "budget")
 EARLY_STOPPING_KEYS = ("grace_period", "reduction_factor")
 
 
@@ -116,7 +116,20 @@ def parse_configs(raw: Any, where: str, kind: str, earlier: dict[str, str]) -> d
     group_by = raw.get("group_by")
     if group_by is not None and group_by not in TRIAL_KEYS:
         raise StudyError(f"{where}.group_by: expected a trial config key such as sam_mode, got {group_by!r}")
-    return {"from": source, "top_k": as_int(raw.get("top_k", 1), f"{where}.top_k", 1), "group_by": group_by}
+    return {"from": source, "top_k": as_int(raw.get("top_k", 1), f"{where}.top_k", 1), "group_by": group_by,
+            **parse_selection(raw, where)}
+
+
+def parse_selection(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """`pareto: true` takes every trial no other beats on all of the study's objectives instead of the top-k;
+    `budget: {latency/ms: 30}` keeps only trials whose metric is at most the value (a latency budget)."""
+    pareto = raw.get("pareto", False)
+    if not isinstance(pareto, bool):
+        raise StudyError(f"{where}.pareto: expected true or false, got {pareto!r}")
+    budget = as_mapping(raw.get("budget") or {}, f"{where}.budget")
+    for metric, limit in budget.items():
+        budget[metric] = as_number(limit, f"{where}.budget.{metric}")
+    return {"pareto": pareto, "budget": budget}
 
 
 def parse_genotypes(raw: Any, where: str, kind: str, earlier: dict[str, str]) -> dict[str, Any]:
@@ -124,7 +137,8 @@ def parse_genotypes(raw: Any, where: str, kind: str, earlier: dict[str, str]) ->
         raise StudyError(f"{where}: only retrain phases take genotypes (search phases produce them)")
     raw = as_mapping(raw, where)
     check_keys(raw, GENOTYPE_KEYS, where, "")
-    spec: dict[str, Any] = {"from": None, "top_k": 1, "group_by": None, "random": 0, "published": []}
+    spec: dict[str, Any] = {"from": None, "top_k": 1, "group_by": None, "random": 0, "published": [],
+                            **parse_selection(raw, where)}
     if raw.get("from") is not None:
         if raw["from"] not in earlier:
             raise StudyError(f"{where}.from: expected an earlier phase ({', '.join(earlier) or 'none yet'}), "

@@ -20,30 +20,41 @@ def plan(launch: dict[str, Any]) -> dict[str, Any]:
     """What will run, where results go: printed by --dry-run and logged to the parent run."""
     study = study_of(launch)
     phases = []
+    objectives = " against ".join(f"{m} ({mode})" for m, mode in study_spec.objectives(study))
     for phase in study.phases:
         trials = f"{study_spec.sample_count(phase, [])} trials"
         if phase.genotypes:
-            trials = f"{describe_genotypes(phase.genotypes)}, at least {phase.num_samples} trial(s)"
+            trials = f"{describe_genotypes(phase.genotypes, objectives)}, at least {phase.num_samples} trial(s)"
         if phase.configs:
             spec = phase.configs
-            trials = (f"FINAL: the best {spec['top_k']} configuration(s) of phase {spec['from']} by {study.metric}"
-                      f"{' per ' + spec['group_by'] if spec['group_by'] else ''}, retrained on every training id "
-                      "(no hold-out) and tested once: the paper-comparable numbers")
+            chosen = (f"the configurations on the Pareto front of phase {spec['from']} ({objectives})" if spec["pareto"]
+                      else f"the best {spec['top_k']} configuration(s) of phase {spec['from']} by {study.metric}"
+                      f"{' per ' + spec['group_by'] if spec['group_by'] else ''}")
+            trials = (f"FINAL: {chosen}{budget_text(spec)}, retrained on every training id (no hold-out) and tested "
+                      "once: the paper-comparable numbers")
         phases.append({"phase": phase.name, "kind": phase.kind, "trials": trials, "config": phase.config,
                        "space": phase.space, "grid": phase.grid, "resources": phase.resources,
                        "max_concurrent": phase.max_concurrent, "early_stopping": phase.early_stopping,
                        "max_failures": phase.max_failures})
     return {"study": study.name, "file": study.path, "description": study.description, "scale": study.scale,
-            "metric": study.metric, "mode": study.mode, "optimise_test_metric": study.optimise_test_metric,
+            "metric": study.metric, "mode": study.mode, "objectives": objectives,
+            "optimise_test_metric": study.optimise_test_metric,
             "launch": launch["launch"], "seed": launch["seed"], "data_dir": launch["data_dir"],
             "synthetic": launch["synthetic"], "datasets": study_data.datasets(study),
             "tracking_uri": launch["tracking_uri"], "optuna_storage": launch["optuna_storage"],
             "storage_path": launch["storage_path"], "phases": phases}
 
 
-def describe_genotypes(spec: dict[str, Any]) -> str:
-    parts = [f"top {spec['top_k']} distinct genotypes of phase {spec['from']}"
-             f"{' per ' + spec['group_by'] if spec['group_by'] else ''}" if spec["from"] else "",
+def budget_text(spec: dict[str, Any]) -> str:
+    limits = ", ".join(f"{metric} <= {limit:g}" for metric, limit in spec.get("budget", {}).items())
+    return f" within the budget {limits}" if limits else ""
+
+
+def describe_genotypes(spec: dict[str, Any], objectives: str = "") -> str:
+    best = (f"the distinct genotypes on the Pareto front of phase {spec['from']} ({objectives})" if spec.get("pareto")
+            else f"top {spec['top_k']} distinct genotypes of phase {spec['from']}"
+            f"{' per ' + spec['group_by'] if spec['group_by'] else ''}")
+    parts = [best + budget_text(spec) if spec["from"] else "",
              f"{spec['random']} random genotypes" if spec["random"] else "",
              f"published {', '.join(spec['published'])}" if spec["published"] else ""]
     return " + ".join(p for p in parts if p)
@@ -53,7 +64,11 @@ def print_plan(launch: dict[str, Any]) -> None:
     p = plan(launch)
     print(f"study {p['study']} ({p['file']}), scale {p['scale']}: {p['description']}")
     marked = "  ** a TEST metric is optimised (optimise_test_metric: true) **" if p["optimise_test_metric"] else ""
-    print(f"optimises {p['metric']} ({p['mode']}){marked}")
+    if " against " in p["objectives"]:
+        print(f"optimises {p['objectives']}: Optuna's multi-objective TPE proposes, the Pareto set is kept; "
+              f"early stopping and the leaderboard use {p['metric']}{marked}")
+    else:
+        print(f"optimises {p['metric']} ({p['mode']}){marked}")
     data = "synthetic stand-ins generated in" if p["synthetic"] else "read from"
     print(f"data: {', '.join(f'{k} ({v})' for k, v in p['datasets'].items())}, {data} {p['data_dir']}")
     for phase in p["phases"]:

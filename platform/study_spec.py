@@ -72,12 +72,20 @@ class Study:
     synthetic: bool
     phases: list[Phase]
     overrides: dict[str, Any] = field(default_factory=dict)
+    # [[metric, mode], ...]: `metric: [val/mAP, latency/ms]` makes a multi-objective study; metric and mode
+    # above are the first objective (ASHA's, the leaderboard's); empty in records older than this field.
+    objectives: list[list[str]] = field(default_factory=list)
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def objectives(study: Study) -> list[tuple[str, str]]:
+    """(metric, mode) of every objective; a record from before multi-objective studies has only the one."""
+    return [tuple(o) for o in study.objectives] or [(study.metric, study.mode)]
 
 
 def trial_values(phase: Phase, genotypes: list[str]) -> dict[str, list]:
@@ -218,17 +226,11 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
     description = document.get("description")
     if not isinstance(description, str) or not description.strip():
         raise StudyError(f"{where}: description: expected a one-line text saying what the study runs")
-    metric = as_string(document.get("metric", "val/mAP"), where, "metric")
-    mode = document.get("mode", "max")
-    if mode not in ("max", "min"):
-        raise StudyError(f"{where}: mode: expected 'max' or 'min', got {mode!r}")
     optimise_test = document.get("optimise_test_metric", False)
     if not isinstance(optimise_test, bool):
         raise StudyError(f"{where}: optimise_test_metric: expected true or false, got {optimise_test!r}")
-    if not metric.startswith("val/") and not optimise_test:
-        raise StudyError(
-            f"{where}: metric: {metric!r} is not a validation metric. Studies optimise a `val/` metric "
-            f"(held-out training ids); to optimise a test metric anyway, say so with optimise_test_metric: true.")
+    objectives = _objectives(document.get("metric", "val/mAP"), document.get("mode", "max"), where, optimise_test)
+    metric, mode = objectives[0]
     synthetic = document.get("synthetic", False)
     if not isinstance(synthetic, bool):
         raise StudyError(f"{where}: synthetic: expected true or false, got {synthetic!r}")
@@ -244,11 +246,57 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
             continue  # a final phase has no hold-out and selects nothing
         cross = bool(phase.config.get("target_dataset") or phase.grid.get("target_dataset"))
         known = reported_metrics(phase.kind, cross)
-        if metric not in known:
-            raise StudyError(f"{where}: metric: {metric!r} is not reported by the trials of phase {phase.name!r} "
-                             f"({phase.kind}); they report {', '.join(sorted(known))}" + did_you_mean(metric, known))
+        for objective, _ in objectives:
+            if objective not in known:
+                raise StudyError(f"{where}: metric: {objective!r} is not reported by the trials of phase "
+                                 f"{phase.name!r} ({phase.kind}); they report {', '.join(sorted(known))}"
+                                 + did_you_mean(objective, known))
+    for phase in phases:
+        _check_selection(phase, phases, objectives, where)
     return Study(name=name, path=where, description=description.strip(), metric=metric, mode=mode,
-                 optimise_test_metric=optimise_test, scale=scale, synthetic=synthetic, phases=phases)
+                 optimise_test_metric=optimise_test, scale=scale, synthetic=synthetic, phases=phases,
+                 objectives=[list(o) for o in objectives])
+
+
+def _objectives(metric: Any, mode: Any, where: str, optimise_test: bool) -> list[tuple[str, str]]:
+    """`metric: val/mAP, mode: max` or lists of equal length (a multi-objective study)."""
+    metrics = metric if isinstance(metric, list) else [metric]
+    modes = mode if isinstance(mode, list) else [mode] * (1 if not isinstance(metric, list) else 0)
+    if not metrics or len(modes) != len(metrics):
+        raise StudyError(f"{where}: metric and mode: expected one metric and one mode, or two lists of the same "
+                         f"length (metric: [val/mAP, latency/ms], mode: [max, min]), got {metric!r} and {mode!r}")
+    metrics = [as_string(m, where, "metric") for m in metrics]
+    if len(set(metrics)) != len(metrics):
+        raise StudyError(f"{where}: metric: a metric is listed twice in {metrics}")
+    for m in modes:
+        if m not in ("max", "min"):
+            raise StudyError(f"{where}: mode: expected 'max' or 'min', got {m!r}")
+    for index, m in enumerate(metrics):
+        test = m.startswith(("source/", "target/")) or (index == 0 and not m.startswith("val/"))
+        if test and not optimise_test:
+            raise StudyError(
+                f"{where}: metric: {m!r} is not a validation metric. Studies optimise a `val/` metric "
+                f"(held-out training ids), beside costs such as latency/ms; to optimise a test metric anyway, "
+                f"say so with optimise_test_metric: true.")
+    return list(zip(metrics, modes, strict=True))
+
+
+def _check_selection(phase: Phase, phases: list[Phase], objectives: list[tuple[str, str]], where: str) -> None:
+    """A Pareto selection needs two objectives; a budget names metrics the source phase reports."""
+    for section in ("genotypes", "configs"):
+        spec = getattr(phase, section)
+        if not spec or not spec.get("from"):
+            continue
+        at = f"{where}: phases.{phase.name}.{section}"
+        if spec["pareto"] and len(objectives) < 2:
+            raise StudyError(f"{at}.pareto: a Pareto set needs two objectives or more, e.g. metric: [val/mAP, "
+                             f"latency/ms] and mode: [max, min]; this study has one ({objectives[0][0]})")
+        source = next(p for p in phases if p.name == spec["from"])
+        known = reported_metrics(source.kind, bool(source.config.get("target_dataset")))
+        for metric in spec["budget"]:
+            if metric not in known:
+                raise StudyError(f"{at}.budget.{metric}: not reported by the trials of phase {source.name!r}"
+                                 + did_you_mean(metric, known))
 
 
 def _phase(name: str, raw: Any, where: str, scale: str, earlier: dict[str, str]) -> Phase:
@@ -271,6 +319,9 @@ def _phase(name: str, raw: Any, where: str, scale: str, earlier: dict[str, str])
             raise StudyError(f"{where}.config.{key}: set by the platform (--scale, --data-dir, run folders), "
                              f"not by a study")
     phase.config["scale"] = scale
+    table = phase.config.get("latency_table")
+    if isinstance(table, str) and table.endswith(".json"):  # trials run in other folders: make it absolute
+        phase.config["latency_table"] = str(Path(table).expanduser().resolve())
     for key in ("dataset", "target_dataset"):  # `dataset: [a, b]` -> "a+b": trial configs stay flat
         if isinstance(phase.config.get(key), list):
             phase.config[key] = "+".join(str(v) for v in phase.config[key])

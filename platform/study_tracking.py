@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from study_spec import Study
+from study_spec import Study, objectives
 
 from trials.tracking import ensure_store
 
@@ -129,6 +129,7 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
     client = MlflowClient(tracking_uri)
     tags = {"msinet.role": "launch", "msinet.study": study.name, "msinet.launch": launch,
             "msinet.scale": study.scale, "msinet.metric": study.metric, "msinet.mode": study.mode,
+            "msinet.objectives": ",".join(f"{m}:{mode}" for m, mode in objectives(study)),
             "msinet.test_metric_optimised": str(study.optimise_test_metric).lower(),
             "mlflow.note.content": study.description, **code_version_tags()}
     run = client.create_run(experiment_id, run_name=f"{study.name}-{launch}",

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import study_spec
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from study_optuna import PrunedAwareOptunaSearch
@@ -29,7 +30,8 @@ from trials.tracking import MLflowHook, store_lock
 from trials.tune_entry import run_trial, trial_group, trial_run_name
 
 RESULT_KEYS = ("val/mAP", "val/rank1", "source/mAP", "source/rank1", "source/rank5", "source/mINP", "target/mAP",
-               "target/rank1", "target/rank5", "target/mINP", "params_no_classifier", "macs")
+               "target/rank1", "target/rank5", "target/mINP", "params_no_classifier", "macs", "latency/ms",
+               "latency/b1_ms_per_image")
 
 
 def param_space(phase: Phase, genotypes: list[str], seed: int) -> dict[str, Any]:
@@ -83,6 +85,9 @@ def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[
                 configs: list[dict[str, Any]] | None = None) -> tune.Tuner:
     search_alg = None
     space = param_space(phase, genotypes, seed)
+    objectives = study_spec.objectives(study)
+    # Several objectives: Optuna's sampler gets them all (TPE is multi-objective), ASHA the first.
+    multi = len(objectives) > 1 and bool(phase.space) and not phase.configs
     num_samples = sample_count(phase, genotypes) if phase.space else 1
     if phase.configs:
         from ray.tune.search import BasicVariantGenerator
@@ -94,16 +99,19 @@ def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[
 
         with store_lock(optuna_storage):  # a fresh Optuna file opened by two drivers at once races too
             storage = optuna.storages.RDBStorage(optuna_storage)
+        targets = {"metric": [m for m, _ in objectives], "mode": [m for _, m in objectives]} if multi else {}
         search_alg = PrunedAwareOptunaSearch(
             planned_epochs(phase.kind, phase.config), points_to_evaluate=warm_start_points(phase, genotypes) or None,
-            seed=seed, study_name=name, storage=storage)
+            seed=seed, study_name=name, storage=storage, **targets)
     scheduler = None
     if phase.early_stopping:
         max_t = make_config(phase.kind, phase.config).epochs
         scheduler = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=phase.early_stopping["grace_period"],
-                                  reduction_factor=phase.early_stopping["reduction_factor"])
-    # A final phase has no hold-out, so no `val/` metric for Tune to check results against.
-    metric, mode = (None, None) if phase.configs else (study.metric, study.mode)
+                                  reduction_factor=phase.early_stopping["reduction_factor"],
+                                  **({"metric": study.metric, "mode": study.mode} if multi else {}))
+    # A final phase has no hold-out, so no `val/` metric for Tune to check results against; with several
+    # objectives the searcher and the scheduler hold their own.
+    metric, mode = (None, None) if phase.configs or multi else (study.metric, study.mode)
     # Without a searcher, one pass over the grid (seeds included) is every trial.
     tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
                                   num_samples=num_samples, max_concurrent_trials=phase.max_concurrent)
@@ -188,61 +196,12 @@ def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any])
                "epoch": metrics.get("epoch"), "config": dict(config)}
         row.update({k: config.get(k) for k in [*phase.space, *phase.grid, "supervision", "sam_mode"]
                     if k in config})
-        row.update({k: metrics[k] for k in RESULT_KEYS if isinstance(metrics.get(k), int | float)})
+        row.update({k: metrics[k] for k in (*RESULT_KEYS, *context.get("metrics", ()))
+                    if isinstance(metrics.get(k), int | float)})
         if result.error:
             row["error"] = str(result.error).strip().splitlines()[-1][:300]
         rows.append(row)
     return rows
-
-
-def select_configs(spec: dict[str, Any], earlier: list[dict[str, Any]], metric: str, mode: str) -> list[dict]:
-    """The configurations a final phase retrains: the top-k trials of the source phase that ran all their
-    epochs, by the study metric (per `group_by` value when given), each config once."""
-    ranked = [r for r in earlier if r["phase"] == spec["from"] and r["status"] == "finished" and r.get("config")
-              and isinstance(r.get(metric), int | float)]
-    ranked.sort(key=lambda r: r[metric], reverse=mode == "max")
-    chosen: list[dict[str, Any]] = []
-    taken: dict[str, int] = {}
-    for row in ranked:
-        group = str(row["config"].get(spec["group_by"])) if spec["group_by"] else ""
-        if taken.get(group, 0) < spec["top_k"] and row["config"] not in chosen:
-            chosen.append(row["config"])
-            taken[group] = taken.get(group, 0) + 1
-    if not chosen:
-        raise RuntimeError(f"phase {spec['from']!r} has no finished trial with a {metric} value to retrain")
-    return chosen
-
-
-def select_genotypes(spec: dict[str, Any], earlier: list[dict[str, Any]], metric: str, mode: str,
-                     seed: int) -> tuple[list[str], dict[str, str]]:
-    """The genotypes a retrain phase trains, and the group of each (for the comparisons in reports).
-
-    Top-k *distinct* genotypes of the source phase by its metric (per `group_by` value when given), then
-    `random` uniformly drawn ones, then the `published` ones.
-    """
-    import spaces
-
-    groups: dict[str, str] = {}
-    if spec["from"]:
-        ranked = [r for r in earlier if r["phase"] == spec["from"] and r["status"] != "failed" and r["genotype"]
-                  and isinstance(r.get(metric), int | float)]
-        ranked.sort(key=lambda r: r[metric], reverse=mode == "max")
-        taken: dict[str, int] = {}
-        for row in ranked:
-            group = str(row.get(spec["group_by"] or "group", row["group"]))
-            if row["genotype"] in groups or taken.get(group, 0) >= spec["top_k"]:
-                continue
-            if spec["group_by"] is None and sum(taken.values()) >= spec["top_k"]:
-                break
-            groups[row["genotype"]] = group
-            taken[group] = taken.get(group, 0) + 1
-        if not groups:
-            raise RuntimeError(f"phase {spec['from']!r} produced no genotype with a {metric} value to retrain")
-    for i in range(spec["random"]):
-        groups.setdefault(str(spaces.random_genotype(seed + 1000 + i)), "random")
-    for name in spec["published"]:
-        groups.setdefault(str(spaces.NAMED_GENOTYPES[name]), "published")
-    return list(groups), groups
 
 
 def trial_error(trial) -> str:

@@ -160,28 +160,31 @@ class Architect:
     the weights' gradients (zeroed by the caller at the start of the iteration) hold ∇w L_valid, to which
     the train step then adds ∇w L_train. `False` is textbook first-order DARTS: the gradient is taken for
     alpha alone and the weights' gradients are left untouched. Either way the forward updates BN running
-    statistics and the backward updates the valid memory.
+    statistics and the backward updates the valid memory. `penalty` (hardware-aware search) is a function of
+    nothing but alpha, e.g. λ · E[latency] (spaces.latency.latency_penalty), added to the valid loss.
     """
 
     def __init__(self, model: nn.Module, criterion: Callable[[Tensor, Tensor], Tensor], lr: float = 2e-3,
                  betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 1e-3,
                  milestones: Sequence[int] = (150, 225, 350), gamma: float = 0.1,
-                 grad_to_weights: bool = True) -> None:
+                 grad_to_weights: bool = True, penalty: Callable[[], Tensor] | None = None) -> None:
         self.model = model
         self.criterion = criterion
         self.grad_to_weights = grad_to_weights
+        self.penalty = penalty
         self.params = list(model.arch_parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=betas, weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(milestones), gamma)
 
     def step(self, images: Tensor, targets: Tensor) -> float:
-        """One update of alpha from a valid batch; returns the valid loss."""
+        """One update of alpha from a valid batch; returns the valid loss (without the penalty)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.criterion(self.model(images), targets)
+        total = loss if self.penalty is None else loss + self.penalty()
         if self.grad_to_weights:
-            loss.backward()
+            total.backward()
         else:
-            for param, grad in zip(self.params, torch.autograd.grad(loss, self.params), strict=True):
+            for param, grad in zip(self.params, torch.autograd.grad(total, self.params), strict=True):
                 param.grad = grad
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -12,6 +12,7 @@ import difflib
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 KINDS = ("search", "retrain")
@@ -22,6 +23,7 @@ HALVING_ORDERS = ("dataset", "sorted")
 DATA_PATHS = ("loader", "resident")
 SUPERVISIONS = ("tcm", "classification")
 VEHICLE_DATASETS = ("veri", "vehicleid")
+LATENCY_TABLES = Path(__file__).resolve().parent.parent / "spaces" / "latency_tables"
 
 
 class ConfigError(ValueError):
@@ -75,6 +77,11 @@ class TrialConfig:
     # True (the authors' flow): the valid loss's gradient reaches the weights too, which then descend
     # grad(L_train + L_valid); False: textbook first-order DARTS, the valid gradient steps alpha alone.
     valid_grad_to_weights: bool = True
+    # hardware-aware search: λ of the penalty λ · E[latency] / (latency of the uniform mixture) added to the
+    # architecture loss (0: the authors' search), and the cost table (a kept table's name or a .json path;
+    # unset: the kept CPU table at 256x128, or 256x256 for vehicles). Trials report `latency/ms` from it.
+    latency_weight: float = 0.0
+    latency_table: str | None = None
     # losses
     label_smoothing: float = 0.1
     triplet_margin: float = 0.3
@@ -117,6 +124,12 @@ class TrialConfig:
     def image_size(self) -> tuple[int, int]:
         return self.height, self.width or (self.height if self.vehicle else self.height // 2)
 
+    @property
+    def latency_table_path(self) -> Path:
+        """The cost table's file (spaces/latency_tables holds the kept ones; `python -m spaces.latency` makes more)."""
+        name = self.latency_table or ("cpu-256x256-b1" if self.vehicle else "cpu-256x128-b1")
+        return Path(name).expanduser() if name.endswith(".json") else LATENCY_TABLES / f"{name}.json"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -153,9 +166,12 @@ def reported_metrics(kind: str, cross_domain: bool) -> set[str]:
     keys = {"epoch", "lr", "epoch_seconds", *(f"{p}/{s}" for p in ("val", "source") for s in SCORES)}
     if cross_domain:
         keys |= {f"target/{s}" for s in SCORES}
+    keys |= {"latency/ms"}  # the cost table's prediction for the trial's genotype, ms per image
     if kind == "search":
-        return keys | {"loss/weight", "loss/architecture", "arch_lr", "alpha/entropy"}
-    return keys | {"loss", "loss/ce_global", "loss/triplet_global", "loss/ce_part", "loss/triplet_part", "loss/sam",
+        return keys | {"loss/weight", "loss/architecture", "arch_lr", "alpha/entropy", "latency/expected_ms",
+                       "loss/latency"}
+    return keys | {*(f"latency/b{b}_{unit}" for b in (1, 64) for unit in ("ms_per_image", "images_per_second")),
+                   "loss", "loss/ce_global", "loss/triplet_global", "loss/ce_part", "loss/triplet_part", "loss/sam",
                    "images_per_second", "params", "params_no_classifier", "macs"}
 
 
@@ -250,7 +266,10 @@ def _validate(c: TrialConfig) -> None:
     need(c.vehicleid_test_size in (800, 1600, 2400), "vehicleid_test_size", "800, 1600 or 2400")
     for name in ("lr", "arch_lr", "memory_temperature"):
         need(getattr(c, name) > 0, name, "a positive number")
-    for name in ("weight_decay", "arch_weight_decay", "sam_ratio", "triplet_margin", "test_interval",
+    kept = ", ".join(sorted(p.stem for p in LATENCY_TABLES.glob("*.json")))
+    need(c.latency_table_path.is_file(), "latency_table", f"a kept table ({kept}) or an existing table .json "
+         "(python -m spaces.latency --out TABLE.json measures one)")
+    for name in ("weight_decay", "arch_weight_decay", "sam_ratio", "latency_weight", "triplet_margin", "test_interval",
                  "warmup_epochs"):
         need(getattr(c, name) >= 0, name, "a number >= 0")
     for name in ("label_smoothing", "memory_momentum", "momentum", "warmup_factor", "lr_gamma"):

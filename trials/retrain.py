@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 import spaces
+from spaces import latency
 from trials.config import TrialConfig
 from trials.data.batches import training_batches
 from trials.data.splits import load_splits
@@ -66,6 +67,8 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
 
     static = {"genotype": str(genotype), "params": cost["params"], "params_no_classifier":
               cost["params_no_classifier"], "macs": cost["macs"], "num_classes": splits.num_classes}
+    table = latency.load_table(cfg.latency_table_path)  # the prediction beside the measurement at the end
+    static.update({"latency/ms": latency.predict_ms(genotype, table) / table["batch"], "latency/table": table["key"]})
     if pretrained_report is not None:
         static["pretrained_missing"] = len(pretrained_report.missing)
     metrics: dict[str, Any] = {}
@@ -83,7 +86,8 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
         if last_epoch or (cfg.test_interval and (epoch + 1) % cfg.test_interval == 0):
             metrics.update(score_tests(model, splits, cfg, device, workers))
         if last_epoch:  # a short separate step once training is over: measured speed beside params and MACs
-            metrics.update(measure_latency(model, cfg.image_size, device))
+            metrics.update(measure_latency(model, cfg.image_size, device),
+                           **{"latency/measured_at": "x".join(map(str, cfg.image_size))})
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
                  "last_val": last_val, "config": cfg.to_dict()}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import spaces
+from spaces import latency
 from spaces.genotype import OPERATIONS
 from trials.config import TrialConfig
 from trials.data import Sample
@@ -57,8 +58,11 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     optimizer = torch.optim.SGD(weight_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
     step_model = compiled(model, cfg.compile, cfg.compile_backend, device)
+    table = latency.load_table(cfg.latency_table_path)
+    penalty = latency.latency_penalty(cfg.latency_weight, table) if cfg.latency_weight > 0 else None
     architect = spaces.Architect(step_model, valid_criterion, lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
-                                 milestones=cfg.arch_milestones, grad_to_weights=cfg.valid_grad_to_weights)
+                                 milestones=cfg.arch_milestones, grad_to_weights=cfg.valid_grad_to_weights,
+                                 penalty=None if penalty is None else lambda: penalty(torch.softmax(model.alpha, -1)))
     train, valid = (training_batches(side, cfg, cfg.seed + i, workers, device)
                     for i, side in enumerate((train_side, valid_side)))
     valid_stream = BatchStream(valid)
@@ -92,7 +96,7 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
         metrics = {"epoch": epoch + 1, **losses, "lr": optimizer.param_groups[0]["lr"],
                    "arch_lr": architect.optimizer.param_groups[0]["lr"], "genotype": str(genotype),
                    "alpha/entropy": alpha_entropy(probabilities), "epoch_seconds": time.perf_counter() - started,
-                   "supervision": cfg.supervision}
+                   "supervision": cfg.supervision, **latency_metrics(model, genotype, table, penalty)}
         last_val = refresh_validation(model, splits, cfg, device, workers, epoch + 1, last_val)
         metrics.update(last_val)  # carried between evaluations so schedulers always see the metric
         state = {"model": model.state_dict(), "train_criterion": train_criterion.state_dict(),
@@ -153,6 +157,20 @@ def search_step(model, architect, train_criterion, optimizer, train_batch, valid
     optimizer.step()
     losses["weight"] = loss.detach()
     return losses
+
+
+def latency_metrics(model: spaces.Supernet, genotype: spaces.Genotype, table: dict[str, Any],
+                    penalty=None) -> dict[str, Any]:
+    """`latency/ms`: the table's prediction for the current genotype; `latency/expected_ms`: under
+    softmax(alpha); both per image of the table's batch. `loss/latency`: the penalty, when there is one."""
+    with torch.no_grad():
+        weights = model.arch_weights()
+        metrics: dict[str, Any] = {"latency/ms": latency.predict_ms(genotype, table) / table["batch"],
+                                   "latency/expected_ms": float(latency.expected_ms(weights, table)) / table["batch"],
+                                   "latency/table": table["key"]}
+        if penalty is not None:
+            metrics["loss/latency"] = float(penalty(weights))
+    return metrics
 
 
 def alpha_entropy(probabilities: np.ndarray) -> float:

@@ -46,6 +46,9 @@ MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
 MAX_PARAM_KEY = 250
 BATCH_METRICS = 1000  # MLflow's limits per log_batch call
 BATCH_PARAMS = 100
+# Text a trial reports that runs are filtered and compared by: metric key -> run tag.
+TEXT_TAGS = {"genotype": "genotype", "latency/table": "msinet.latency_table",
+             "latency/measured_at": "msinet.latency_measured_at"}
 ROOT_ARTEFACTS = ("genotype.json", "alpha_history.csv", "alpha_history.npy", "rank_lists.png", "activation_maps.png",
                   "rank_lists.json")
 CHECKPOINT_ARTEFACTS = ("model.pt",)
@@ -137,7 +140,8 @@ class MLflowHook:
         # A trial resumed from its last checkpoint repeats the epochs after it; the run already holds them.
         repeated = 0 < step <= self.logged_epoch
         values = [] if repeated else [Metric(k, v, stamp, step) for k, v in numeric_metrics(metrics).items()]
-        tags = [RunTag("genotype", _clip(str(metrics["genotype"]), MAX_TAG_VALUE))] if "genotype" in metrics else []
+        tags = [RunTag(tag, _clip(str(metrics[key]), MAX_TAG_VALUE)) for key, tag in TEXT_TAGS.items()
+                if key in metrics]
         for start in range(0, max(len(values), 1), BATCH_METRICS):
             self.client.log_batch(run_id, metrics=values[start:start + BATCH_METRICS],
                                   tags=tags if start == 0 else [])

@@ -1,11 +1,12 @@
 """Measured inference latency of a network on the trial's device (MACs do not predict speed: an all-`ag`
 genotype has the MACs of an all-`none` one and is slower). torch.utils.benchmark handles CUDA
-synchronisation and warm-up; the figures are medians over repeated blocks."""
+synchronisation; the figures are medians over repeated blocks (spaces.latency.time_ms)."""
 
 from __future__ import annotations
 
 import torch
-from torch.utils import benchmark
+
+from spaces.latency import time_ms
 
 BATCH_SIZES = (1, 64)
 
@@ -21,12 +22,9 @@ def measure_latency(model: torch.nn.Module, image_size: tuple[int, int], device:
         with torch.no_grad():
             for batch in batch_sizes:
                 images = torch.randn(batch, 3, *image_size, device=device)
-                model(images)  # warm-up (cuDNN autotuning, allocator)
-                timer = benchmark.Timer(stmt="model(images)", globals={"model": model, "images": images},
-                                        num_threads=torch.get_num_threads())
-                seconds = timer.blocked_autorange(min_run_time=min_run_time).median
-                metrics[f"latency/b{batch}_ms_per_image"] = 1000.0 * seconds / batch
-                metrics[f"latency/b{batch}_images_per_second"] = batch / seconds
+                milliseconds = time_ms(lambda images=images: model(images), min_run_time)
+                metrics[f"latency/b{batch}_ms_per_image"] = milliseconds / batch
+                metrics[f"latency/b{batch}_images_per_second"] = 1000.0 * batch / milliseconds
     finally:
         model.train(was_training)
     metrics["latency/threads"] = float(torch.get_num_threads())

@@ -1,0 +1,101 @@
+"""The accuracy/latency section of a report: what a hardware-aware study (`metric: [val/mAP, latency/ms]`)
+is judged by. The search trials at each λ on the front of val/mAP against the cost table's predicted
+latency, the retrained networks' accuracy against their measured latency, and how well the table's
+predictions ranked the measurements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures
+from analysis.report_files import markdown_table, save_csv, save_png
+from analysis.tables import LATENCY_METRIC, pareto_front
+
+PREDICTED = "metrics.latency/ms"
+
+
+def latency_frames(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(search, retrained): finished trials with a predicted latency, each marked `on_front`.
+
+    search: trial, latency_weight (λ), genotype, val/mAP, predicted_ms, expected_ms (under softmax(α)).
+    retrained: trial, phase, group, genotype, source/mAP, predicted_ms, measured_ms (batch 1, the trial's device).
+    """
+    done = runs[(runs["status"] == "FINISHED") & _has(runs, PREDICTED)]
+    search = done[done["kind"] == "search"]
+    search = pd.DataFrame({
+        "trial": search["trial"], "latency_weight": _numbers(search, "params.latency_weight").fillna(0.0),
+        "genotype": search["genotype"], "val/mAP": _numbers(search, "metrics.val/mAP"),
+        "predicted_ms": _numbers(search, PREDICTED), "expected_ms": _numbers(search, "metrics.latency/expected_ms"),
+    }).dropna(subset=["val/mAP"]).reset_index(drop=True)
+    search["on_front"] = pareto_front(search, "predicted_ms", "val/mAP")
+    retrained = done[done["kind"] == "retrain"]
+    retrained = pd.DataFrame({
+        "trial": retrained["trial"], "phase": retrained["phase"], "group": retrained["group"],
+        "genotype": retrained["genotype"], "source/mAP": _numbers(retrained, "metrics.source/mAP"),
+        "predicted_ms": _numbers(retrained, PREDICTED), "measured_ms": _numbers(retrained, f"metrics.{LATENCY_METRIC}"),
+        "table": _text(retrained, "tags.msinet.latency_table"),
+        "measured_at": _text(retrained, "tags.msinet.latency_measured_at"),
+    }).dropna(subset=["source/mAP"]).reset_index(drop=True)
+    cost = "measured_ms" if retrained["measured_ms"].notna().any() else "predicted_ms"
+    retrained["on_front"] = pareto_front(retrained, cost, "source/mAP")
+    return (search.sort_values("predicted_ms", ignore_index=True),
+            retrained.sort_values(["phase", "predicted_ms"], ignore_index=True))
+
+
+def latency_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:
+    search, retrained = latency_frames(runs)
+    if search.empty and retrained.empty:
+        return ["No data: no finished trial reported `latency/ms`."]
+    tuned = search["latency_weight"].nunique() > 1 or (search["latency_weight"] > 0).any()
+    if not tuned and retrained["measured_ms"].notna().sum() < 2:
+        return ["No latency-aware search (every search ran with latency_weight 0) and fewer than two retrains "
+                "with a measured latency: see *Accuracy vs cost*."]
+    lines = []
+    if not search.empty:
+        save_csv(search, out / "latency_search.csv", written)
+        weights = search["latency_weight"]
+        lines += [f"{len(search)} finished search trials with λ from {weights.min():.3g} to {weights.max():.3g}; "
+                  f"{int(search['on_front'].sum())} on the front of val/mAP against predicted latency "
+                  "(ms per image, from the trials' cost table; `expected_ms` is under softmax(α)):", "",
+                  markdown_table(search.round(4)), ""]
+    if not retrained.empty:
+        save_csv(retrained, out / "latency_retrained.csv", written)
+        measured = retrained.dropna(subset=["measured_ms"])
+        lines += [f"{len(retrained)} retrained networks; {int(retrained['on_front'].sum())} on the front of "
+                  "source/mAP against measured latency (ms per image at batch 1 on each trial's device, while other "
+                  "trials may have shared it):", "", markdown_table(retrained.round(4)), ""]
+        lines += [_agreement(measured), ""]
+    save_png(figures.plot_latency_front(search, retrained, out / "latency_front.png"), written)
+    return lines + ["![accuracy against latency](latency_front.png)"]
+
+
+def _agreement(measured: pd.DataFrame) -> str:
+    """How well the tables' predictions ranked the measurements, when they are of the same input size."""
+    sizes = {str(t).split("|")[2] for t in measured["table"].dropna() if str(t).count("|") >= 3}
+    at = set(measured["measured_at"].dropna())
+    if sizes and at and sizes != at:
+        return (f"Measured at {', '.join(sorted(at))} (the training size), predicted at {', '.join(sorted(sizes))} "
+                "(the cost table's): not comparable. A table at the training size (`python -m spaces.latency "
+                "--height H --width W`, then `latency_table: /abs/path.json`) makes them so.")
+    if len(measured) < 4 or measured["predicted_ms"].nunique() < 2:
+        return f"{len(measured)} measured latencies: too few to judge the table's ranking (4 or more needed)."
+    rho = measured[["predicted_ms", "measured_ms"]].rank().corr().iloc[0, 1]
+    return (f"The table's predictions rank the {len(measured)} measured latencies with Spearman {rho:.2f} "
+            "(measurements of trials that shared a machine are noisy).")
+
+
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame[column] if column in frame else pd.Series(None, index=frame.index, dtype=object)
+
+
+def _has(runs: pd.DataFrame, column: str) -> pd.Series:
+    return runs[column].notna() if column in runs else pd.Series(False, index=runs.index)
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series(np.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce").astype(float)

@@ -1,0 +1,83 @@
+"""What a phase takes from an earlier one: the genotypes a retrain phase trains, the configurations a final
+phase retrains. Top-k by the study's first objective, or (`pareto: true`) every trial that no other beats
+on all of the study's objectives; `budget` first drops the trials over a limit (e.g. latency/ms <= 30)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Objectives = list[tuple[str, str]] | list[list[str]]
+
+
+def pareto_rows(rows: list[dict[str, Any]], objectives: Objectives) -> list[dict[str, Any]]:
+    """The rows no other row dominates: no worse on every objective and better on one."""
+    signs = [1.0 if mode == "max" else -1.0 for _, mode in objectives]
+
+    def values(row: dict[str, Any]) -> list[float]:
+        return [sign * float(row[metric]) for (metric, _), sign in zip(objectives, signs, strict=True)]
+
+    points = [values(row) for row in rows]
+    return [row for row, point in zip(rows, points, strict=True)
+            if not any(all(o >= p for o, p in zip(other, point, strict=True)) and other != point for other in points)]
+
+
+def candidates(spec: dict[str, Any], earlier: list[dict[str, Any]], objectives: Objectives,
+               usable) -> list[dict[str, Any]]:
+    """The source phase's usable rows within the budget, the Pareto set when asked, best first."""
+    metric, mode = objectives[0]
+    needed = [m for m, _ in objectives] if spec.get("pareto") else [metric]
+    rows = [r for r in earlier if r["phase"] == spec["from"] and usable(r)
+            and all(isinstance(r.get(m), int | float) for m in [*needed, *spec.get("budget", {})])
+            and all(r[m] <= limit for m, limit in spec.get("budget", {}).items())]
+    if spec.get("pareto"):
+        rows = pareto_rows(rows, objectives)
+    rows.sort(key=lambda r: r[metric], reverse=mode == "max")
+    if not rows:
+        within = f" within the budget {spec['budget']}" if spec.get("budget") else ""
+        raise RuntimeError(f"phase {spec['from']!r} has no usable trial with {' and '.join(needed)}{within}")
+    return rows
+
+
+def select_configs(spec: dict[str, Any], earlier: list[dict[str, Any]], objectives: Objectives) -> list[dict]:
+    """The configurations a final phase retrains: among the source phase's trials that ran all their epochs,
+    the top-k (per `group_by` value when given) or the Pareto set, each config once."""
+    ranked = candidates(spec, earlier, objectives, lambda r: r["status"] == "finished" and r.get("config"))
+    chosen: list[dict[str, Any]] = []
+    taken: dict[str, int] = {}
+    for row in ranked:
+        group = str(row["config"].get(spec["group_by"])) if spec["group_by"] else ""
+        if (spec.get("pareto") or taken.get(group, 0) < spec["top_k"]) and row["config"] not in chosen:
+            chosen.append(row["config"])
+            taken[group] = taken.get(group, 0) + 1
+    return chosen
+
+
+def select_genotypes(spec: dict[str, Any], earlier: list[dict[str, Any]], objectives: Objectives,
+                     seed: int) -> tuple[list[str], dict[str, str]]:
+    """The genotypes a retrain phase trains, and the group of each (for the comparisons in reports).
+
+    Top-k *distinct* genotypes of the source phase by the first objective (per `group_by` value when given)
+    or its Pareto set, then `random` uniformly drawn ones, then the `published` ones.
+    """
+    import spaces
+
+    groups: dict[str, str] = {}
+    if spec["from"]:
+        ranked = candidates(spec, earlier, objectives, lambda r: r["status"] != "failed" and r["genotype"])
+        taken: dict[str, int] = {}
+        for row in ranked:
+            group = str(row.get(spec["group_by"] or "group", row["group"]))
+            if row["genotype"] in groups:
+                continue
+            if not spec.get("pareto"):
+                if taken.get(group, 0) >= spec["top_k"]:
+                    continue
+                if spec["group_by"] is None and sum(taken.values()) >= spec["top_k"]:
+                    break
+            groups[row["genotype"]] = group
+            taken[group] = taken.get(group, 0) + 1
+    for i in range(spec["random"]):
+        groups.setdefault(str(spaces.random_genotype(seed + 1000 + i)), "random")
+    for name in spec["published"]:
+        groups.setdefault(str(spaces.NAMED_GENOTYPES[name]), "published")
+    return list(groups), groups
