@@ -44,4 +44,4 @@ def test_without_a_latency_aware_search_the_section_says_so(tmp_path):
     plain["params.latency_weight"] = "0.0"
     plain = plain[plain["kind"] == "search"]
     assert latency_section(tmp_path, plain, [])[0].startswith("No latency-aware search")
-    assert latency_section(tmp_path, plain.iloc[0:0], [])[0].startswith("No data")
+    assert latency_section(tmp_path, plain.iloc[0:0], [])[0].startswith("No latency-aware search")
