@@ -157,6 +157,11 @@ SMOKE_PRESET: dict[str, Any] = {
     "workers": 0,
 }
 
+# A smoke search's TCM train side holds a dozen ids: in 8 x 4 batches that is one batch per epoch, whose
+# architecture step the authors' skip rule (none at iteration 0) drops, so alpha never moved. 4 x 2 batches
+# give 4 iterations, 3 architecture steps, per epoch.
+SMOKE_SEARCH_PRESET: dict[str, Any] = {"ids_per_batch": 4, "instances": 2}
+
 _FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
 SCORES = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
@@ -193,6 +198,8 @@ def make_config(kind: str, values: dict[str, Any] | None = None) -> TrialConfig:
         merged.update(SEARCH_DEFAULTS)
     if scale == "smoke":
         merged.update(SMOKE_PRESET)
+        if kind == "search":
+            merged.update(SMOKE_SEARCH_PRESET)
     merged.update(values)
     merged["kind"] = kind
     config = TrialConfig(**{k: _coerce(k, v) for k, v in merged.items()})
