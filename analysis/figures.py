@@ -100,18 +100,9 @@ def cost_figure(table: pd.DataFrame, metric: str) -> Figure:
         points = table.dropna(subset=[cost])
         xs = points[cost].to_numpy(dtype=float) / scale
         panel.scatter(xs, points[metric], s=20, alpha=0.6, label="trial")
-        mask = points[front].astype(bool).to_numpy()
-        order = np.argsort(xs[mask], kind="stable")
-        panel.plot(xs[mask][order], points[metric].to_numpy(dtype=float)[mask][order], color="C3", marker="D",
-                   markersize=6, label="Pareto front")
-        panel.set_xlabel(label)
-        panel.set_ylabel(metric)
-        panel.grid(alpha=0.3)
+        _front_panel(panel, xs, points[metric], points[front], label, metric, markersize=6)
         if points.empty:
             panel.text(0.5, 0.5, f"no trial logged {cost}", ha="center", va="center", transform=panel.transAxes)
-        else:
-            _readable_ticks(panel, xs)
-            panel.legend(fontsize=8)
     figure.suptitle(f"{metric} against cost")
     figure.tight_layout()
     return figure
@@ -134,19 +125,25 @@ def plot_latency_front(search: pd.DataFrame, retrained: pd.DataFrame, path: Path
                               **({"c": colour, "cmap": "viridis"} if colour is not None else {}))
         if colour is not None and len(points):
             figure.colorbar(drawn, ax=panel, label="λ (latency_weight)")
-        mask = points["on_front"].astype(bool).to_numpy()
-        order = np.argsort(xs[mask], kind="stable")
-        panel.plot(xs[mask][order], points[metric].to_numpy(dtype=float)[mask][order], color="C3", marker="D",
-                   markersize=5, label="Pareto front")
-        panel.set_xlabel(label)
-        panel.set_ylabel(metric)
-        panel.grid(alpha=0.3)
-        if len(points):
-            _readable_ticks(panel, xs)
-            panel.legend(fontsize=8)
+        _front_panel(panel, xs, points[metric], points["on_front"], label, metric, markersize=5)
     figure.suptitle("accuracy against latency")
     figure.tight_layout()
     return _save(figure, path)
+
+
+def _front_panel(panel, xs: np.ndarray, ys: pd.Series, on_front: pd.Series, xlabel: str, ylabel: str,
+                 markersize: float) -> None:
+    """The Pareto front over a panel's scattered trials, as a line in cost order, with labels and grid."""
+    mask = on_front.astype(bool).to_numpy()
+    order = np.argsort(xs[mask], kind="stable")
+    panel.plot(xs[mask][order], ys.to_numpy(dtype=float)[mask][order], color="C3", marker="D",
+               markersize=markersize, label="Pareto front")
+    panel.set_xlabel(xlabel)
+    panel.set_ylabel(ylabel)
+    panel.grid(alpha=0.3)
+    if len(xs):
+        _readable_ticks(panel, xs)
+        panel.legend(fontsize=8)
 
 
 def _readable_ticks(panel, xs: np.ndarray, ticks: int = 5) -> None:

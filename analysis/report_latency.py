@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from analysis import figures
 from analysis.report_files import markdown_table, save_csv, save_png
-from analysis.tables import LATENCY_METRIC, pareto_front
+from analysis.tables import LATENCY_METRIC, pareto_front, runs_column
 
 PREDICTED = "metrics.latency/ms"
 
@@ -23,21 +22,21 @@ def latency_frames(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     search: trial, latency_weight (λ), genotype, val/mAP, predicted_ms, expected_ms (under softmax(α)).
     retrained: trial, phase, group, genotype, source/mAP, predicted_ms, measured_ms (batch 1, the trial's device).
     """
-    done = runs[(runs["status"] == "FINISHED") & _has(runs, PREDICTED)]
+    done = runs[(runs["status"] == "FINISHED") & runs_column(runs, PREDICTED).notna()]
     search = done[done["kind"] == "search"]
     search = pd.DataFrame({
-        "trial": search["trial"], "latency_weight": _numbers(search, "params.latency_weight").fillna(0.0),
-        "genotype": search["genotype"], "val/mAP": _numbers(search, "metrics.val/mAP"),
-        "predicted_ms": _numbers(search, PREDICTED), "expected_ms": _numbers(search, "metrics.latency/expected_ms"),
+        "trial": search["trial"], "latency_weight": _number(search, "params.latency_weight").fillna(0.0),
+        "genotype": search["genotype"], "val/mAP": _number(search, "metrics.val/mAP"),
+        "predicted_ms": _number(search, PREDICTED), "expected_ms": _number(search, "metrics.latency/expected_ms"),
     }).dropna(subset=["val/mAP"]).reset_index(drop=True)
     search["on_front"] = pareto_front(search, "predicted_ms", "val/mAP")
     retrained = done[done["kind"] == "retrain"]
     retrained = pd.DataFrame({
         "trial": retrained["trial"], "phase": retrained["phase"], "group": retrained["group"],
-        "genotype": retrained["genotype"], "source/mAP": _numbers(retrained, "metrics.source/mAP"),
-        "predicted_ms": _numbers(retrained, PREDICTED), "measured_ms": _numbers(retrained, f"metrics.{LATENCY_METRIC}"),
-        "table": _text(retrained, "tags.msinet.latency_table"),
-        "measured_at": _text(retrained, "tags.msinet.latency_measured_at"),
+        "genotype": retrained["genotype"], "source/mAP": _number(retrained, "metrics.source/mAP"),
+        "predicted_ms": _number(retrained, PREDICTED), "measured_ms": _number(retrained, f"metrics.{LATENCY_METRIC}"),
+        "table": runs_column(retrained, "tags.msinet.latency_table"),
+        "measured_at": runs_column(retrained, "tags.msinet.latency_measured_at"),
     }).dropna(subset=["source/mAP"]).reset_index(drop=True)
     cost = "measured_ms" if retrained["measured_ms"].notna().any() else "predicted_ms"
     retrained["on_front"] = pareto_front(retrained, cost, "source/mAP")
@@ -85,15 +84,6 @@ def _agreement(measured: pd.DataFrame) -> str:
             "(measurements of trials that shared a machine are noisy).")
 
 
-def _text(frame: pd.DataFrame, column: str) -> pd.Series:
-    return frame[column] if column in frame else pd.Series(None, index=frame.index, dtype=object)
-
-
-def _has(runs: pd.DataFrame, column: str) -> pd.Series:
-    return runs[column].notna() if column in runs else pd.Series(False, index=runs.index)
-
-
-def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
-    if column not in frame:
-        return pd.Series(np.nan, index=frame.index, dtype=float)
-    return pd.to_numeric(frame[column], errors="coerce").astype(float)
+def _number(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A numeric column (params are logged as text), all-missing when no run logged it."""
+    return pd.to_numeric(runs_column(frame, name), errors="coerce").astype(float)

@@ -32,18 +32,18 @@ def leaderboard(runs: pd.DataFrame, metric: str = "val/mAP", mode: str = "max") 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     table = pd.DataFrame({"trial": runs["trial"], "phase": runs["phase"], "kind": runs["kind"], "group": runs["group"],
-                          "genotype": runs["genotype"].fillna(_column(runs, "params.genotype"))})
+                          "genotype": runs["genotype"].fillna(runs_column(runs, "params.genotype"))})
     for name in outer_hyperparameters(runs):
         column = f"param.{name}" if name in LEADERBOARD_COLUMNS + SCORE_METRICS else name
         searched = runs["space"].map(lambda space, name=name: name in space_names(space)).to_numpy(dtype=bool)
         # a value the trial's optimiser did not search (a fixed recipe value) is left blank
-        table[column] = _numbers_if_possible(_column(runs, f"params.{name}").where(searched))
+        table[column] = _numbers_if_possible(runs_column(runs, f"params.{name}").where(searched))
     scores = list(SCORE_METRICS) + ([metric] if metric not in SCORE_METRICS else [])
     for name in scores:
-        table[name] = _column(runs, f"metrics.{name}").astype(float)
-    table["params"] = _column(runs, "metrics.params").astype(float)
-    table["macs"] = _column(runs, "metrics.macs").astype(float)
-    table["epochs_done"] = _column(runs, "metrics.epoch").astype(float)
+        table[name] = runs_column(runs, f"metrics.{name}").astype(float)
+    table["params"] = runs_column(runs, "metrics.params").astype(float)
+    table["macs"] = runs_column(runs, "metrics.macs").astype(float)
+    table["epochs_done"] = runs_column(runs, "metrics.epoch").astype(float)
     for name in ("wall_seconds", "status", "stopped_early", "error", "launch", "run_id"):
         table[name] = runs[name]
     table = table.sort_values([metric, "trial"], ascending=[mode == "min", True], na_position="last",
@@ -81,8 +81,8 @@ def metric_by(runs: pd.DataFrame, metric: str, by: str, kind: str | None = "retr
     selected = runs[runs["status"] == "FINISHED"]
     if kind is not None:
         selected = selected[selected["kind"] == kind]
-    table = pd.DataFrame({"trial": selected["trial"], short: _column(selected, by),
-                          metric: _column(selected, f"metrics.{metric}").astype(float),
+    table = pd.DataFrame({"trial": selected["trial"], short: runs_column(selected, by),
+                          metric: runs_column(selected, f"metrics.{metric}").astype(float),
                           "genotype": selected["genotype"], "run_id": selected["run_id"]})
     table = table.dropna(subset=[short, metric])
     rank = {name: i for i, name in enumerate(order)}
@@ -111,7 +111,7 @@ def sam_comparison(runs: pd.DataFrame, metric: str = "target/mAP") -> pd.DataFra
 
 def genotype_origin(runs: pd.DataFrame) -> pd.Series:
     """published (group `published` or param genotype `msmt`), random (group or `random:SEED`) or searched."""
-    spec = _column(runs, "params.genotype").fillna("").astype(str).str.strip().str.lower()
+    spec = runs_column(runs, "params.genotype").fillna("").astype(str).str.strip().str.lower()
     group = runs["group"].fillna("").astype(str)
     origin = np.where((group == "published") | (spec == PUBLISHED_GENOTYPE), "published",
                       np.where((group == "random") | spec.str.startswith("random"), "random", "searched"))
@@ -130,7 +130,7 @@ def published_comparison(runs: pd.DataFrame, metrics: Iterable[str] = ("source/m
     table = pd.DataFrame({"trial": selected["trial"], "phase": selected["phase"], "origin": genotype_origin(selected),
                           "genotype": selected["genotype"]})
     for name in metrics:
-        table[name] = _column(selected, f"metrics.{name}").astype(float)
+        table[name] = runs_column(selected, f"metrics.{name}").astype(float)
     table["run_id"] = selected["run_id"]
     table = table[table["origin"].isin(ORIGIN_ORDER)].dropna(subset=metrics, how="all")
     phase = table["phase"].fillna("")
@@ -144,14 +144,23 @@ def pareto_front(df: pd.DataFrame, x: str, y: str, minimise_x: bool = True, maxi
 
     By default low x (cost) and high y (accuracy) are better. Rows missing x or y are never on the front.
     """
-    xs = df[x].to_numpy(dtype=float) * (1 if minimise_x else -1)
-    ys = df[y].to_numpy(dtype=float) * (-1 if maximise_y else 1)
-    valid = ~(np.isnan(xs) | np.isnan(ys))
-    mask = np.zeros(len(df), dtype=bool)
+    values = np.column_stack([df[x].to_numpy(dtype=float) * (-1 if minimise_x else 1),
+                              df[y].to_numpy(dtype=float) * (1 if maximise_y else -1)])
+    return pd.Series(non_dominated(values), index=df.index, name="pareto")
+
+
+def non_dominated(values: np.ndarray) -> np.ndarray:
+    """Mask of the rows of `values` (one column per objective, larger is better) that no other row beats:
+    no worse in every column and better in one. Rows with a NaN are never on the front."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return np.zeros(len(values), dtype=bool)
+    valid = ~np.isnan(values).any(axis=1)
+    mask = np.zeros(len(values), dtype=bool)
     for i in np.flatnonzero(valid):
-        no_worse = valid & (xs <= xs[i]) & (ys <= ys[i])
-        mask[i] = not np.any(no_worse & ((xs < xs[i]) | (ys < ys[i])))
-    return pd.Series(mask, index=df.index, name="pareto")
+        no_worse = valid & (values >= values[i]).all(axis=1)
+        mask[i] = not np.any(no_worse & (values > values[i]).any(axis=1))
+    return mask
 
 
 LATENCY_METRIC = "latency/b1_ms_per_image"
@@ -165,11 +174,11 @@ def cost_table(runs: pd.DataFrame, metric: str = "source/mAP") -> pd.DataFrame:
     (`pareto_macs`) and latency (`pareto_latency`; False throughout when no run measured it)."""
     selected = runs[(runs["status"] == "FINISHED") & (runs["kind"] == "retrain")]
     table = pd.DataFrame({"trial": selected["trial"], "genotype": selected["genotype"],
-                          "params": _column(selected, "metrics.params").astype(float),
-                          "macs": _column(selected, "metrics.macs").astype(float),
-                          "latency_ms": _column(selected, f"metrics.{LATENCY_METRIC}").astype(float),
-                          "images_per_second": _column(selected, f"metrics.{THROUGHPUT_METRIC}").astype(float),
-                          metric: _column(selected, f"metrics.{metric}").astype(float),
+                          "params": runs_column(selected, "metrics.params").astype(float),
+                          "macs": runs_column(selected, "metrics.macs").astype(float),
+                          "latency_ms": runs_column(selected, f"metrics.{LATENCY_METRIC}").astype(float),
+                          "images_per_second": runs_column(selected, f"metrics.{THROUGHPUT_METRIC}").astype(float),
+                          metric: runs_column(selected, f"metrics.{metric}").astype(float),
                           "run_id": selected["run_id"]})
     table = table.dropna(subset=[metric]).dropna(subset=["params", "macs"], how="all").reset_index(drop=True)
     table["pareto_params"] = pareto_front(table, "params", metric)
@@ -178,7 +187,7 @@ def cost_table(runs: pd.DataFrame, metric: str = "source/mAP") -> pd.DataFrame:
     return table.sort_values(metric, ascending=False, kind="stable", ignore_index=True)
 
 
-def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+def runs_column(runs: pd.DataFrame, name: str) -> pd.Series:
     """A runs column, or an all-missing one when no run logged it."""
     if name in runs:
         return runs[name]

@@ -11,14 +11,10 @@ Objectives = list[tuple[str, str]] | list[list[str]]
 
 def pareto_rows(rows: list[dict[str, Any]], objectives: Objectives) -> list[dict[str, Any]]:
     """The rows no other row dominates: no worse on every objective and better on one."""
-    signs = [1.0 if mode == "max" else -1.0 for _, mode in objectives]
+    from analysis.tables import non_dominated  # numpy and pandas: only once a phase selects
 
-    def values(row: dict[str, Any]) -> list[float]:
-        return [sign * float(row[metric]) for (metric, _), sign in zip(objectives, signs, strict=True)]
-
-    points = [values(row) for row in rows]
-    return [row for row, point in zip(rows, points, strict=True)
-            if not any(all(o >= p for o, p in zip(other, point, strict=True)) and other != point for other in points)]
+    values = [[float(row[metric]) * (1 if mode == "max" else -1) for metric, mode in objectives] for row in rows]
+    return [row for row, kept in zip(rows, non_dominated(values), strict=True) if kept]
 
 
 def candidates(spec: dict[str, Any], earlier: list[dict[str, Any]], objectives: Objectives,

@@ -261,7 +261,7 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
 def _objectives(metric: Any, mode: Any, where: str, optimise_test: bool) -> list[tuple[str, str]]:
     """`metric: val/mAP, mode: max` or lists of equal length (a multi-objective study)."""
     metrics = metric if isinstance(metric, list) else [metric]
-    modes = mode if isinstance(mode, list) else [mode] * (1 if not isinstance(metric, list) else 0)
+    modes = mode if isinstance(mode, list) else [] if isinstance(metric, list) else [mode]
     if not metrics or len(modes) != len(metrics):
         raise StudyError(f"{where}: metric and mode: expected one metric and one mode, or two lists of the same "
                          f"length (metric: [val/mAP, latency/ms], mode: [max, min]), got {metric!r} and {mode!r}")

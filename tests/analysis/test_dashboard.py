@@ -3,34 +3,21 @@ its HTTP API with the studies and trials a smoke-like launch leaves (a search an
 
 from __future__ import annotations
 
-import json
 import shlex
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
 
 from analysis.links import dashboard_command
+from tests.net import free_port, get_json
 
 pytestmark = pytest.mark.slow
 STARTUP_SECONDS = 60
 STUDIES = {"smoke-20261201-120000-search": 2, "smoke-20261201-120000-retrain": 3}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.loads(response.read())
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +35,7 @@ def storage(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def dashboard(storage, tmp_path_factory):
     """The printed command, on a free port, with the venv's `optuna-dashboard`; stopped however tests end."""
-    port = _free_port()
+    port = free_port()
     command = shlex.split(dashboard_command(storage, port))
     assert command[0] == "optuna-dashboard"
     command[0] = str(Path(sys.executable).parent / "optuna-dashboard")
@@ -59,7 +46,7 @@ def dashboard(storage, tmp_path_factory):
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
-                _get(f"{url}/api/meta")
+                get_json(f"{url}/api/meta")
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -78,15 +65,15 @@ def dashboard(storage, tmp_path_factory):
 
 
 def test_the_dashboard_lists_the_launch_studies(dashboard):
-    summaries = _get(f"{dashboard}/api/studies")["study_summaries"]
+    summaries = get_json(f"{dashboard}/api/studies")["study_summaries"]
     assert {s["study_name"] for s in summaries} == set(STUDIES)
     assert all(s["directions"] == ["maximize"] for s in summaries)
 
 
 def test_the_dashboard_serves_each_study_trials_and_best_value(dashboard, storage):
-    summaries = {s["study_name"]: s["study_id"] for s in _get(f"{dashboard}/api/studies")["study_summaries"]}
+    summaries = {s["study_name"]: s["study_id"] for s in get_json(f"{dashboard}/api/studies")["study_summaries"]}
     for name, count in STUDIES.items():
-        detail = _get(f"{dashboard}/api/studies/{summaries[name]}")
+        detail = get_json(f"{dashboard}/api/studies/{summaries[name]}")
         assert detail["name"] == name and len(detail["trials"]) == count
         study = optuna.load_study(study_name=name, storage=storage)
         served = {trial["number"]: trial for trial in detail["trials"]}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,20 +17,10 @@ import pytest
 
 from analysis.links import runs_table_url
 from analysis.report import write_report
+from tests.net import free_port, get_json
 
 pytestmark = pytest.mark.slow
 STARTUP_SECONDS = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.loads(response.read())
 
 
 def _post(url: str, body: dict) -> dict:
@@ -43,7 +32,7 @@ def _post(url: str, body: dict) -> dict:
 @pytest.fixture(scope="module")
 def server(study_store, tmp_path_factory):
     """`mlflow server` on a free port (one worker: the machine has two cores), stopped however the tests end."""
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path_factory.mktemp("server") / "server.log", "w")  # noqa: SIM115 - closed in the finaliser
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", study_store.uri, "--host", "127.0.0.1",
@@ -76,7 +65,7 @@ def server(study_store, tmp_path_factory):
 
 
 def test_the_server_serves_the_studys_runs_metrics_tags_and_artefacts(server, study_store):
-    experiment = _get(f"{server}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nas")["experiment"]
+    experiment = get_json(f"{server}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nas")["experiment"]
     assert experiment["experiment_id"] == study_store.experiment_id
 
     children = _post(f"{server}/api/2.0/mlflow/runs/search", {
@@ -96,11 +85,11 @@ def test_the_server_serves_the_studys_runs_metrics_tags_and_artefacts(server, st
 
     def artefacts(trial: str) -> set[str]:
         query = urllib.parse.urlencode({"run_id": study_store.trials[trial].run_id})
-        return {entry["path"] for entry in _get(f"{server}/api/2.0/mlflow/artifacts/list?{query}")["files"]}
+        return {entry["path"] for entry in get_json(f"{server}/api/2.0/mlflow/artifacts/list?{query}")["files"]}
 
     assert {"alpha_history.npy", "genotype.json"} <= artefacts("search/a_00000")
     assert {"metrics.json", "genotype.json"} <= artefacts("retrain/b_00000")
-    history = _get(f"{server}/api/2.0/mlflow/metrics/get-history?"
+    history = get_json(f"{server}/api/2.0/mlflow/metrics/get-history?"
                    + urllib.parse.urlencode({"run_id": study_store.trials["search/a_00000"].run_id,
                                              "metric_key": "val/mAP"}))["metrics"]
     assert sorted(point["step"] for point in history) == [1, 2, 3]
