@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tests.net import free_port
 
+ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "msinet"
 
@@ -35,17 +36,33 @@ class Server:
     address: str = ""
     secret: str = ""  # a password the server holds, for the tests that scan for it
     stop_signal: int = signal.SIGTERM
+    group: bool = False  # started in a process group of its own (its PID is the group's id): stop all of it
 
     def stop(self, grace: float = 60) -> None:
-        """stop_signal to our PID, SIGKILL if it lingers; then its folder."""
-        if self.process.poll() is None:
-            self.process.send_signal(self.stop_signal)
+        """stop_signal to our PID (and its group), SIGKILL if anything lingers; then its folder."""
+        send = (lambda sig: os.killpg(self.process.pid, sig)) if self.group else self.process.send_signal
+        for sig, wait in ((self.stop_signal, grace), (signal.SIGKILL, 30)):
             try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(30)
+                send(sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and self._alive():
+                time.sleep(0.3)
+            if not self._alive():
+                break
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _alive(self) -> bool:
+        if self.process.poll() is None:  # also reaps the leader, whose zombie would keep its group alive
+            return True
+        if not self.group:
+            return False
+        try:
+            os.killpg(self.process.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
 
 
 def _wait(ready, what: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -106,6 +123,36 @@ def keys(client, bucket: str, prefix: str = "") -> list[str]:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         found += [item["Key"] for item in page.get("Contents", [])]
     return found
+
+
+# --- MLflow ---------------------------------------------------------------------------------------------
+
+
+def start_mlflow(backend: str, artifacts: str, env: dict[str, str], workers: int = 1) -> Server:
+    """The study's MLflow server with accounts (platform/study_mlflow_server.py, as cluster.yaml starts it on the
+    head) on 127.0.0.1, artefacts proxied to `artifacts`. Its admin password is the one in
+    HOME/.mlflow/credentials of `env` (generated there when missing), read back into `secret`."""
+    folder = Path(tempfile.mkdtemp(prefix="msinet-mlflow-"))
+    port = free_port()
+    address = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, str(ROOT / "platform" / "study_mlflow_server.py"), "--home",
+                                    str(folder / "home"), "--host", "127.0.0.1", "--port", str(port), "--workers",
+                                    str(workers), "--backend-store-uri", backend, "--artifacts-destination",
+                                    artifacts, "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"],
+                                   cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    server = Server(process, folder, {}, address, group=True)
+    try:
+        _wait(lambda: _answers(address + "/health"), "the MLflow server", process, log, timeout=180)
+    except RuntimeError:
+        server.stop()
+        raise
+    credentials = Path(env["HOME"]) / ".mlflow" / "credentials"
+    server.secret = next(line.split("=", 1)[1].strip() for line in credentials.read_text().splitlines()
+                         if line.startswith("mlflow_tracking_password"))
+    return server
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------------
