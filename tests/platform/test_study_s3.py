@@ -87,7 +87,10 @@ def test_launch_on_s3_resumes_after_sigkill_and_serves_the_champion(s3_study, ki
                             timeout=300)
     assert scored.returncode == 0, scored.stderr[-3000:]
     result = json.loads(scored.stdout.splitlines()[-1])
-    assert result["weights"] == champion and result["genotype"] == retrain.data.tags["genotype"]
+    import spaces
+
+    assert result["weights"] == champion
+    assert spaces.Genotype.parse(result["genotype"]) == spaces.Genotype.parse(retrain.data.tags["genotype"])
     assert 0 < result["source/mAP"] <= 1
     out = run_dir / "export"
     exported = subprocess.run([sys.executable, "-m", "trials.export", "--weights", champion, "--tracking-uri", uri,
