@@ -56,13 +56,16 @@ class Server:
     def _alive(self) -> bool:
         if self.process.poll() is None:  # also reaps the leader, whose zombie would keep its group alive
             return True
-        if not self.group:
-            return False
-        try:
-            os.killpg(self.process.pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
+        return self.group and group_alive(self.process.pid)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _wait(ready, what: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import group_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "platform") not in sys.path:
     sys.path.append(str(ROOT / "platform"))
@@ -45,20 +47,12 @@ def kill_driver_when(args: list[str], env: dict, ready, timeout: float = 400) ->
         driver.kill()
         driver.wait(30)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and _group_alive(driver.pid):
+        while time.monotonic() < deadline and group_alive(driver.pid):
             time.sleep(0.5)
     finally:
-        if _group_alive(driver.pid):
+        if group_alive(driver.pid):
             os.killpg(driver.pid, signal.SIGKILL)
     return driver
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.net import free_port
+from tests.servers import group_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -64,7 +65,7 @@ def stop_group(process: subprocess.Popen, grace: float = 60) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             process.poll()  # reaps the leader, whose zombie would keep the group alive
-            if not _group_alive(process.pid):
+            if not group_alive(process.pid):
                 return
             time.sleep(0.5)
 
@@ -180,18 +181,10 @@ def two_node_cluster(node_homes):
     finally:
         for node in reversed(nodes):
             stop_group(node)
-        left = [n.pid for n in nodes if _group_alive(n.pid)]
+        left = [n.pid for n in nodes if group_alive(n.pid)]
         if not left:
             shutil.rmtree(temp, ignore_errors=True)
         assert not left, f"processes of the groups {left} survived teardown"
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 @pytest.fixture(scope="module")
