@@ -69,7 +69,7 @@ def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
         preprocessing.write(out / "preprocessing.json")
         print(f"wrote {graph} and {out / 'preprocessing.json'}", file=sys.stderr)
     if args.no_parity:
-        return {"graph": str(graph), "format": args.format, "parity": None}
+        return {"graph": str(graph), "format": args.format, "weights": str(args.weights), "parity": None}
     result = check_parity(model, load_runner(graph, args.format), preprocessing, images)
     record = {"graph": str(graph), "format": args.format, "weights": str(args.weights), **result}
     (out / "parity.json").write_text(json.dumps(record, indent=2) + "\n")
