@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -159,6 +160,7 @@ def run_load(backend: str, n: int, args: argparse.Namespace, postgres) -> dict:
             if trial.poll() is None:
                 trial.kill()
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     latencies = sorted(x for r in results for x in r["latencies"])
     span = (max(r["ended"] for r in results) - min(r["started"] for r in results)) if results else float("nan")
     return {"backend": backend, "trials": n, "finished": len(results),
@@ -212,11 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, nargs="+", default=[8, 32, 64], help="concurrent trial processes")
     p.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
-    p.add_argument("--epochs", type=int, default=8, help="epochs per trial")
-    p.add_argument("--checkpoint-every", type=int, default=3, help="a checkpoint artefact every k epochs")
+    p.add_argument("--epochs", type=int, default=5, help="epochs per trial")
+    p.add_argument("--checkpoint-every", type=int, default=2, help="a checkpoint artefact every k epochs")
     p.add_argument("--checkpoint-kb", type=int, default=1024, help="size of that artefact")
     p.add_argument("--workers", type=int, default=4, help="the MLflow server's workers (mlflow server's default)")
-    p.add_argument("--timeout", type=float, default=300, help="seconds the trials of one (backend, N) may take")
+    p.add_argument("--timeout", type=float, default=240, help="seconds the trials of one (backend, N) may take")
     p.add_argument("--json", type=Path, help="also write the rows here")
     # one trial process (internal)
     for flag in ("--index", "--uri", "--experiment", "--parent", "--params", "--go", "--out"):
@@ -230,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     from tests.servers import start_postgres
 
     postgres = start_postgres(max_connections=400) if "postgresql" in args.backends else None
+    if postgres:
+        os.environ.update(postgres.env)  # the read-back connects with libpq's password file too
     rows = []
     try:
         for n in args.trials:
