@@ -5,13 +5,14 @@ For each backend (SQLite, PostgreSQL) and each N (default 8, 32, 64), a fresh st
 logging what a trial logs through the trials' own path (trials.tracking.MLflowHook, the login read from
 ~/.mlflow/credentials): per epoch its metrics in one call, a checkpoint artefact every `--checkpoint-every`
 epochs, and at the last epoch the final pictures, metrics.json and genotype.json, then FINISHED; MLflow's system
-metrics run beside, as in a trial. The processes import first and start logging together. A call that raises
+metrics run beside, as in a trial. The processes import and open their runs first (run, params, environment
+tags: not timed) and start logging together. A call that raises
 (after MLflow's own HTTP retries) is retried the way Tune restarts a trial: a new hook finds the run again and
 logs the epoch only if the run does not hold it yet.
 
 Side by side it prints, per backend and N: metric values written per second, p50/p99 latency of a per-epoch
-log call, calls that raised, HTTP retries (urllib3's), and, read back from the store afterwards, lost and
-duplicated metric values and duplicated runs. "held" means every trial finished inside the time bound with
+log call, calls that raised, HTTP retries (urllib3's), and, read back from the store afterwards, lost values
+(logged by a call that returned, absent from the store), duplicated values and duplicated runs. "held" means every trial finished inside the time bound with
 nothing lost or duplicated. Bounded: `--epochs` per trial, `--timeout` per (backend, N).
 
     .venv/bin/python benchmarks/tracking_load.py --trials 8 32 64 --json load.json
@@ -67,7 +68,9 @@ def run_trial(args: argparse.Namespace) -> None:
 
     index = int(args.index)
     hook, latencies, errors = new_hook(), [], 0
-    while not Path(args.go).exists():  # imported: wait for the others
+    hook.open()  # what a trial does once when it starts (run, params, environment tags): not timed
+    Path(f"{args.out}.ready").write_text("")
+    while not Path(args.go).exists():  # ready: wait for the others
         time.sleep(0.05)
     started = time.time()
     for epoch in range(1, args.epochs + 1):
@@ -91,11 +94,11 @@ def run_trial(args: argparse.Namespace) -> None:
                     raise
                 time.sleep(2 ** attempt)
                 hook = new_hook()
-        if 1 < epoch < args.epochs and attempt == 0:
+        if epoch < args.epochs and attempt == 0:
             latencies.append(took)
+        Path(f"{args.out}.progress").write_text(str(epoch))  # logged: the read-back expects it
     Path(args.out).write_text(json.dumps({"latencies": latencies, "errors": errors, "retries": retries.count,
-                                          "started": started, "ended": time.time(),
-                                          "values": args.epochs * KEYS + 1}))
+                                          "seconds": time.time() - started}))
 
 
 class RetryCounter(logging.Handler):
@@ -143,8 +146,11 @@ def run_load(backend: str, n: int, args: argparse.Namespace, postgres) -> dict:
                        str(args.checkpoint_every), "--checkpoint-kb", str(args.checkpoint_kb)]
             with open(work / f"trial-{i}.log", "w") as log:
                 trials.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
-        time.sleep(min(5 + n * 0.5, 60))  # let them import (not timed: trials start at different times anyway)
+        ready = time.monotonic() + args.timeout  # imports and run creation, not timed
+        while time.monotonic() < ready and sum(Path(f"{work}/trial-{i}.json.ready").exists() for i in range(n)) < n:
+            time.sleep(0.5)
         go.write_text("")
+        went = time.time()
         deadline = time.monotonic() + args.timeout
         for trial in trials:
             try:
@@ -152,9 +158,12 @@ def run_load(backend: str, n: int, args: argparse.Namespace, postgres) -> dict:
             except subprocess.TimeoutExpired:
                 trial.kill()
                 trial.wait()
+        span = time.time() - went  # until the last trial ended (or the bound)
         results = [json.loads((work / f"trial-{i}.json").read_text()) for i in range(n)
                    if (work / f"trial-{i}.json").exists()]
-        counts = read_back(store, postgres, experiment, n, args.epochs)
+        progress = [work / f"trial-{i}.json.progress" for i in range(n)]
+        logged = [int(p.read_text()) if p.exists() else 0 for p in progress]
+        counts = read_back(store, experiment, logged)
     finally:
         for trial in trials:
             if trial.poll() is None:
@@ -162,9 +171,8 @@ def run_load(backend: str, n: int, args: argparse.Namespace, postgres) -> dict:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     latencies = sorted(x for r in results for x in r["latencies"])
-    span = (max(r["ended"] for r in results) - min(r["started"] for r in results)) if results else float("nan")
     return {"backend": backend, "trials": n, "finished": len(results),
-            "values_per_s": sum(r["values"] for r in results) / span if results else 0.0,
+            "values_per_s": sum(logged) * KEYS / span,
             "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
             "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None,
             "errors": sum(r["errors"] for r in results), "retries": sum(r["retries"] for r in results),
@@ -180,11 +188,12 @@ def trial_params() -> dict:
     return {**make_config("retrain", {"dataset": "market1501", "scale": "smoke"}).to_dict(), "dataset": None}
 
 
-def read_back(store: str, postgres, experiment: str, n: int, epochs: int) -> dict:
-    """Straight from the store's tables: every expected (trial, key, epoch) value once, each trial one run."""
+def read_back(store: str, experiment: str, logged: list[int]) -> dict:
+    """Straight from the store's tables: every value a trial logged (its epochs up to `logged[trial]`, the
+    last one whose call returned) once, and no other; each trial one run."""
     import sqlalchemy
 
-    expected = {(i, key, epoch): value for i in range(n) for epoch in range(1, epochs + 1)
+    expected = {(i, key, epoch): value for i, last in enumerate(logged) for epoch in range(1, last + 1)
                 for key, value in metrics_of(i, epoch).items()}
     engine = sqlalchemy.create_engine(store)
     with engine.connect() as connection:
@@ -199,6 +208,8 @@ def read_back(store: str, postgres, experiment: str, n: int, epochs: int) -> dic
     seen: dict[tuple, int] = {}
     for run, key, step, value in rows:
         spot = (trial_of[run], key, step)
+        if step > logged[spot[0]]:  # logged by a call that had not returned when its trial was stopped
+            continue
         seen[spot] = seen.get(spot, 0) + 1
         if expected.get(spot) != value:
             seen[("wrong", *spot)] = 1
