@@ -12,8 +12,9 @@ logs the epoch only if the run does not hold it yet.
 
 Side by side it prints, per backend and N: metric values written per second, p50/p99 latency of a per-epoch
 log call, calls that raised, HTTP retries (urllib3's), and, read back from the store afterwards, lost values
-(logged by a call that returned, absent from the store), duplicated values and duplicated runs. "held" means every trial finished inside the time bound with
-nothing lost or duplicated. Bounded: `--epochs` per trial, `--timeout` per (backend, N).
+(logged by a call that returned, absent from the store), duplicated values and duplicated runs. "held" means
+every trial finished inside the time bound with nothing lost or duplicated. Bounded: `--epochs` per trial,
+`--timeout` per (backend, N).
 
     .venv/bin/python benchmarks/tracking_load.py --trials 8 32 64 --json load.json
 """
