@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -243,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.servers import start_postgres
 
+    # stopped by PID (SIGTERM; SIGINT is ignored when started in the background): servers and trials go too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     postgres = start_postgres(max_connections=400) if "postgresql" in args.backends else None
     if postgres:
         os.environ.update(postgres.env)  # the read-back connects with libpq's password file too
