@@ -1,9 +1,10 @@
 # Two entry points for a fresh machine: `make run` and `make test`.
-# Both create .venv and install requirements.txt first when needed.
+# Both create .venv and install requirements.txt first when needed; `make test` adds requirements-test.txt.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: install run test lint
 
@@ -15,10 +16,15 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# Test-only packages (requirements-test.txt) on top: what the tests start, never what the platform needs.
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $(TEST_STAMP)
+
 run: install
 	$(PY) platform/launch.py --study smoke
 
-test: install
+test: install $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

@@ -61,7 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="generate stand-in data in the datasets' real layouts under runs/synthetic and use it")
     p.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: a local Ray instance")
     p.add_argument("--num-cpus", type=_positive, help="CPUs of the local Ray instance (default: all)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. http://HEAD:5000 (default: sqlite:///RUN_DIR/mlflow.db)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. http://HEAD:5000 or postgresql://USER@HOST/DB "
+                   "(password in ~/.pgpass; default: sqlite:///RUN_DIR/mlflow.db)")
+    p.add_argument("--optuna-storage", help="Optuna's storage (default: beside a SQLite MLflow store, in a PostgreSQL "
+                   "one's database under the schema optuna, else sqlite:///RUN_DIR/optuna.db)")
     p.add_argument("--storage-path", help="Ray Tune results and checkpoints, on storage all nodes share "
                    "(default: RUN_DIR/tune)")
     p.add_argument("--num-samples", type=_positive, help="trials per phase (overrides the study)")
@@ -117,10 +120,12 @@ def new_launch(args: argparse.Namespace) -> dict[str, Any]:
     tracking_uri = args.tracking_uri or f"sqlite:///{runs / 'mlflow.db'}"
     check_writable(runs, "--run-dir", create=False)
     study_tracking.check_uri(tracking_uri)
+    if args.optuna_storage:
+        study_tracking.check_uri(args.optuna_storage, "--optuna-storage")
     return {
         "study": study.to_dict(), "launch": None, "seed": args.seed, "synthetic": synthetic,  # claimed by run()
         "data_dir": str(Path(data_dir).expanduser().resolve()), "tracking_uri": tracking_uri,
-        "optuna_storage": optuna_storage(tracking_uri, runs),
+        "optuna_storage": args.optuna_storage or optuna_storage(tracking_uri, runs),
         "storage_path": storage_path(args.storage_path, runs),
         "records": str(runs / "launches" / study.name), "phases": {}, "status": "new",
     }
@@ -130,7 +135,8 @@ def resume_launch(args: argparse.Namespace) -> dict[str, Any]:
     changed = [flag for flag, value in (("--set", args.set), ("--scale", args.scale), ("--data-dir", args.data_dir),
                                         ("--num-samples", args.num_samples), ("--synthetic", args.synthetic),
                                         ("--gpus-per-trial", args.gpus_per_trial), ("--tracking-uri",
-                                                                                     args.tracking_uri))
+                                                                                     args.tracking_uri),
+                                                    ("--optuna-storage", args.optuna_storage))
                if value]
     if changed:
         raise LaunchError(f"--resume continues a launch with the plan it started with; drop {', '.join(changed)} "
@@ -142,9 +148,13 @@ def resume_launch(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def optuna_storage(tracking_uri: str, runs: Path) -> str:
-    """Beside a SQLite MLflow store; with a tracking server, in the local run folder (only the driver uses it)."""
+    """Beside a SQLite MLflow store; in a PostgreSQL MLflow store's database under its own schema `optuna`
+    (MLflow and Optuna each keep an `alembic_version` table); with a tracking server, in the local run folder
+    (only the driver uses it)."""
     if tracking_uri.startswith("sqlite:///"):
         return f"sqlite:///{Path(tracking_uri[len('sqlite:///'):]).parent / 'optuna.db'}"
+    if tracking_uri.startswith("postgresql"):
+        return f"{tracking_uri}{'&' if '?' in tracking_uri else '?'}options=-csearch_path%3Doptuna"
     return f"sqlite:///{runs / 'optuna.db'}"
 
 
@@ -158,6 +168,7 @@ def storage_path(value: str | None, runs: Path) -> str:
 def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
     study = study_of(launch)
     study_tracking.check_reachable(launch["tracking_uri"])
+    study_tracking.check_database(launch["optuna_storage"], "--optuna-storage")
     runs = args.run_dir.expanduser().resolve()
     check_writable(runs, "--run-dir")
     data_dir = Path(launch["data_dir"])
@@ -190,12 +201,15 @@ def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     interrupt = Interrupt()
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    if args.address and study_tracking.login_from_env():
+        print(f"warning: the MLflow login is in this shell's environment ({', '.join(study_tracking.login_from_env())})"
+              "; trials on other nodes do not get it and read ~/.mlflow/credentials there", file=sys.stderr)
+    # No secret goes into the runtime environment: Ray writes it into its logs on every node. The trials' MLflow
+    # client reads the login from ~/.mlflow/credentials where it runs (a local instance inherits ours).
     ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None, include_dashboard=False,
              log_to_driver=args.verbose, configure_logging=True, logging_level="WARNING",
              runtime_env={"working_dir": str(ROOT), "excludes": EXCLUDES,
-                          # the MLflow login, if any, reaches the trials on every node; it is never recorded
-                          "env_vars": {"PYTHONUNBUFFERED": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-                                       **study_tracking.credentials_env()}})
+                          "env_vars": {"PYTHONUNBUFFERED": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}})
     try:
         check_resources(study, local=not args.address)
         return run_phases(study, launch, args, interrupt)
@@ -257,7 +271,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
         study_tracking.reopen_parent(launch["tracking_uri"], launch["parent_run_id"])
     else:
         launch["experiment_id"], launch["parent_run_id"] = study_tracking.open_parent(
-            launch["tracking_uri"], study, launch["launch"], plan(launch))
+            launch["tracking_uri"], study, launch["launch"], plan(launch), args.run_dir.expanduser().resolve())
     launch["status"] = "running"
     save(launch)
     objectives = study_spec.objectives(study)

@@ -10,13 +10,46 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from trials.tracking import store_lock
+
 RUNNING = optuna.trial.TrialState.RUNNING
+
+
+def open_storage(uri: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage, created if new: under a lock for a SQLite file (a fresh file opened by two drivers at
+    once races), and in a PostgreSQL database with the schema its URI names (`options=-csearch_path=NAME`,
+    as launch.py gives Optuna a schema of its own beside MLflow's tables) created first."""
+    schema = search_path(uri)
+    if schema:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.begin() as connection:
+                connection.execute(sqlalchemy.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        finally:
+            engine.dispose()
+    with store_lock(uri):
+        return optuna.storages.RDBStorage(uri)
+
+
+def search_path(uri: str) -> str | None:
+    """The schema a PostgreSQL URI's `options=-csearch_path=NAME` selects, if any."""
+    if not uri.startswith("postgresql"):
+        return None
+    for options in urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query).get("options", []):
+        found = re.search(r"-c\s*search_path=([A-Za-z_][A-Za-z0-9_]*)", options)
+        if found:
+            return found.group(1)
+    return None
 
 
 def fail_running(storage: str, study_name: str) -> int:
@@ -24,7 +57,7 @@ def fail_running(storage: str, study_name: str) -> int:
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
         return 0
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     except KeyError:
         return 0
     running = [t for t in study.get_trials(deepcopy=False) if t.state == RUNNING]

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -32,46 +33,95 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be reached or used; the message says which and what to do."""
 
 
-# The MLflow client reads these from the environment; launch.py hands them to the trials (runtime env), and
-# nothing records them (not the launch record, not a run's params or tags).
-CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+# The MLflow client reads a login from these variables, else from ~/.mlflow/credentials (username and
+# password; platform/study_credentials.py). Nothing hands them on to the trials: on every node MLflow reads
+# the file there (cluster.yaml copies it), so no secret travels through Ray's runtime environment and its logs.
+LOGIN_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
-def credentials_env() -> dict[str, str]:
-    """The MLflow login set in the driver's environment, for the trials' environment."""
-    return {name: os.environ[name] for name in CREDENTIALS if os.environ.get(name)}
+def login_from_env() -> list[str]:
+    """The login variables set in this process's environment (a local Ray instance's trials inherit them; the
+    nodes of a cluster do not)."""
+    return [name for name in LOGIN_ENV if os.environ.get(name)]
 
 
-def check_uri(tracking_uri: str) -> None:
-    """A tracking URI MLflow 3 will accept, checked before anything starts: a SQLite file that can be
-    created, or a server; MLflow's file store (a folder) is refused with the alternatives."""
-    if tracking_uri.startswith(("http://", "https://", "postgresql", "mysql", "mssql", "databricks")):
+DATABASES = ("postgresql", "mysql", "mssql")  # SQLAlchemy URIs MLflow (and Optuna) store runs in directly
+
+
+def check_uri(tracking_uri: str, flag: str = "--tracking-uri") -> None:
+    """A store URI MLflow 3 (or Optuna, with `flag` --optuna-storage) will accept, checked before anything
+    starts: a SQLite file that can be created, a database without a password in it, or a server; MLflow's file
+    store (a folder) is refused with the alternatives."""
+    if tracking_uri.startswith(DATABASES):
+        check_no_password(tracking_uri, flag)
+        return
+    if flag != "--tracking-uri" and not tracking_uri.startswith("sqlite:///"):
+        raise TrackingError(f"{flag} {tracking_uri}: expected a SQLite file, e.g. sqlite:////abs/path/optuna.db, or a "
+                            "database, e.g. postgresql://USER@HOST:5432/optuna")
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
         return
     if not tracking_uri.startswith("sqlite:///"):
         kind = "a file: URI" if tracking_uri.startswith("file:") else "a plain path"
         raise TrackingError(
-            f"--tracking-uri {tracking_uri}: {kind} means MLflow's file store, which this platform does not use "
+            f"{flag} {tracking_uri}: {kind} means MLflow's file store, which this platform does not use "
             "(MLflow 3 deprecates it, and many processes cannot share it safely). Give a SQLite file, "
-            "e.g. sqlite:////abs/path/mlflow.db, or a server, e.g. http://HOST:5000; or leave --tracking-uri out "
-            "for runs/mlflow.db.")
+            "e.g. sqlite:////abs/path/mlflow.db, a PostgreSQL database, e.g. postgresql://USER@HOST:5432/mlflow, "
+            "or a server, e.g. http://HOST:5000; or leave --tracking-uri out for runs/mlflow.db.")
     path = Path(tracking_uri[len("sqlite:///"):])
     if not path.is_absolute():
-        raise TrackingError(f"--tracking-uri {tracking_uri}: the SQLite path must be absolute (trials run in "
+        raise TrackingError(f"{flag} {tracking_uri}: the SQLite path must be absolute (trials run in "
                             f"their own folders), e.g. sqlite:///{path.resolve()}")
     if path.is_dir():
-        raise TrackingError(f"--tracking-uri {tracking_uri}: {path} is a folder; name the database file inside "
+        raise TrackingError(f"{flag} {tracking_uri}: {path} is a folder; name the database file inside "
                             f"it, e.g. sqlite:///{path / 'mlflow.db'}")
     existing = next((p for p in path.parents if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise TrackingError(f"--tracking-uri {tracking_uri}: {existing} is a file, so {path} cannot be created")
+        raise TrackingError(f"{flag} {tracking_uri}: {existing} is a file, so {path} cannot be created")
     if existing is not None and not os.access(existing, os.W_OK):
-        raise TrackingError(f"--tracking-uri {tracking_uri}: cannot create {path} ({existing} is not writable)")
+        raise TrackingError(f"{flag} {tracking_uri}: cannot create {path} ({existing} is not writable)")
     if path.exists() and not os.access(path, os.W_OK):
-        raise TrackingError(f"--tracking-uri {tracking_uri}: {path} is not writable")
+        raise TrackingError(f"{flag} {tracking_uri}: {path} is not writable")
+
+
+def check_no_password(uri: str, flag: str) -> None:
+    """A password written into a database URI would be recorded (launch record, plan, the trials' context in
+    Tune's state): refused, with libpq's own place for it (~/.pgpass) instead."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return
+    shown = uri.replace(f":{parts.password}@", ":***@", 1)
+    raise TrackingError(
+        f"{flag} {shown}: the password in the URI would be recorded (the launch record, the plan, Tune's state); "
+        f"leave it out ({shown.replace(':***@', '@', 1)}) and put it in ~/.pgpass (mode 600) on every machine "
+        f"that connects, one line {parts.hostname}:{parts.port or 5432}:{parts.path.lstrip('/') or '*'}:"
+        f"{parts.username}:PASSWORD (libpq reads it; PGPASSFILE names another file).")
+
+
+def check_database(uri: str, flag: str, timeout: int = 5) -> None:
+    """A database store must accept a connection now (host, port, database, and the password from ~/.pgpass),
+    not after every trial has failed on it."""
+    if not uri.startswith(DATABASES):
+        return
+    import sqlalchemy
+
+    args = {"connect_timeout": timeout} if uri.startswith("postgresql") else {}
+    engine = sqlalchemy.create_engine(uri, connect_args=args, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect():
+            return
+    except Exception as error:  # noqa: BLE001 - any driver's refusal, said in one line
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+    raise TrackingError(f"{flag} {uri}: cannot connect ({reason}). Check the host, port and database name, that "
+                        "the server accepts this machine, and the password in ~/.pgpass (or PGPASSFILE); the "
+                        "database must exist (createdb).")
 
 
 def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
-    """An http(s) tracking server must answer now, and accept our login, not after every trial has retried."""
+    """An http(s) tracking server must answer now, and accept our login, not after every trial has retried;
+    a database store must accept a connection."""
+    check_database(tracking_uri, "--tracking-uri")
     if not tracking_uri.startswith(("http://", "https://")):
         return
     base = tracking_uri.rstrip("/")
@@ -91,14 +141,15 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
 
 def check_login(base: str, timeout: float) -> None:
     """One authenticated read: a server with accounts answers 401 (no or wrong login) or 403 (no permission)."""
+    from mlflow.utils.credentials import read_mlflow_creds
+
     request = urllib.request.Request(base + "/api/2.0/mlflow/experiments/search?max_results=1")
-    login = credentials_env()
-    user = login.get("MLFLOW_TRACKING_USERNAME")
-    if "MLFLOW_TRACKING_TOKEN" in login:
-        request.add_header("Authorization", f"Bearer {login['MLFLOW_TRACKING_TOKEN']}")
-    elif user and "MLFLOW_TRACKING_PASSWORD" in login:
-        pair = f"{user}:{login['MLFLOW_TRACKING_PASSWORD']}".encode()
-        request.add_header("Authorization", f"Basic {base64.b64encode(pair).decode()}")
+    user, password = read_mlflow_creds()  # the variables, else ~/.mlflow/credentials: what every client reads
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    elif user and password:
+        request.add_header("Authorization", f"Basic {base64.b64encode(f'{user}:{password}'.encode()).decode()}")
     try:
         with urllib.request.urlopen(request, timeout=timeout):
             return
@@ -108,24 +159,34 @@ def check_login(base: str, timeout: float) -> None:
         return  # /health answered; a failure here that is not about the login surfaces in the first real call
     if status not in (401, 403):
         return
-    how = ("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the launching shell (on a `ray up "
-           "cluster.yaml` head: source ~/mlflow/client.env, which the head's server wrote at its first start)")
+    how = ("put the login in ~/.mlflow/credentials, MLflow's own file (the server's machine has it: on a `ray up "
+           "cluster.yaml` cluster every node gets the one platform/study_credentials.py made on your machine), or "
+           "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    given = login_from_env() or (["~/.mlflow/credentials"] if user or password else [])
     if status == 403:
         problem = f"refuses the account {user!r} (HTTP 403: no permission to read experiments); use an account " \
                   f"with access, or ask the server's admin to grant it"
-    elif not login:
+    elif not given:
         problem = f"requires an account (HTTP 401) and no login is set; {how}"
     else:
-        problem = (f"rejected the login given by {', '.join(sorted(login))} (HTTP 401: wrong user name or "
+        problem = (f"rejected the login given by {', '.join(sorted(given))} (HTTP 401: wrong user name or "
                    f"password); {how}")
     raise TrackingError(f"tracking: the MLflow server at {base} {problem}.")
 
 
-def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, Any]) -> tuple[str, str]:
-    """(experiment id, parent run id): the study's experiment and this launch's run, with the study and plan."""
+def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, Any],
+                run_dir: Path | None = None) -> tuple[str, str]:
+    """(experiment id, parent run id): the study's experiment and this launch's run, with the study and plan.
+
+    A new experiment in a database store (no server to hold artefacts) keeps them under RUN_DIR/artifacts,
+    not in MLflow's default ./mlruns of whichever folder a process runs in."""
     from mlflow.tracking import MlflowClient
 
-    experiment_id = ensure_store(tracking_uri, study.name)
+    location = None
+    if run_dir is not None and tracking_uri.startswith(DATABASES):
+        location = (run_dir / "artifacts" / "".join(c if c.isalnum() or c in "-_." else "_" for c in study.name)
+                    ).as_uri()
+    experiment_id = ensure_store(tracking_uri, study.name, location)
     client = MlflowClient(tracking_uri)
     tags = {"msinet.role": "launch", "msinet.study": study.name, "msinet.launch": launch,
             "msinet.scale": study.scale, "msinet.metric": study.metric, "msinet.mode": study.mode,

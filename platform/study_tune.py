@@ -22,11 +22,11 @@ from typing import Any
 import study_spec
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from study_optuna import PrunedAwareOptunaSearch
+from study_optuna import PrunedAwareOptunaSearch, open_storage
 from study_spec import Phase, Study, sample_count, trial_values
 
 from trials.config import make_config
-from trials.tracking import MLflowHook, store_lock
+from trials.tracking import MLflowHook
 from trials.tune_entry import run_trial, trial_group, trial_run_name
 
 RESULT_KEYS = ("val/mAP", "val/rank1", "source/mAP", "source/rank1", "source/rank5", "source/mINP", "target/mAP",
@@ -95,10 +95,7 @@ def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[
         space, points = final_points(phase, configs or [])
         search_alg, num_samples = BasicVariantGenerator(points_to_evaluate=points), len(points)
     elif phase.space:
-        import optuna
-
-        with store_lock(optuna_storage):  # a fresh Optuna file opened by two drivers at once races too
-            storage = optuna.storages.RDBStorage(optuna_storage)
+        storage = open_storage(optuna_storage)
         targets = {"metric": [m for m, _ in objectives], "mode": [m for _, m in objectives]} if multi else {}
         search_alg = PrunedAwareOptunaSearch(
             planned_epochs(phase.kind, phase.config), points_to_evaluate=warm_start_points(phase, genotypes) or None,

@@ -22,6 +22,7 @@ from trials.config import ConfigError, TrialConfig, make_config
 from trials.data import DatasetError
 from trials.data.datasets import VEHICLEID_TEST_SIZES
 from trials.data.splits import load_splits
+from trials.deploy.weights import is_mlflow_uri, local_weights
 from trials.evaluation.network_views import write_network_views
 from trials.evaluation.rank_lists import NUM_QUERIES
 from trials.evaluation.scoring import score_tests
@@ -31,8 +32,11 @@ from trials.runtime.rng import seed_everything
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trials.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", help="checkpoint: ours (model.pt) or the authors' {'state_dict': ...}; "
+    parser.add_argument("--weights", help="checkpoint: ours (model.pt) or the authors' {'state_dict': ...}, a "
+                        "file or in MLflow (models:/msinet-STUDY@champion, runs:/RUN_ID/checkpoint/model.pt); "
                         "omit to score an untrained network")
+    parser.add_argument("--tracking-uri", help="MLflow store or server of a models:/ or runs:/ --weights "
+                        "(default: MLFLOW_TRACKING_URI)")
     parser.add_argument("--dataset", required=True, help="market1501, msmt17, veri, vehicleid, list:PATH (CSV "
                         "list files) or module:function; a+b scores each source (source/NAME/...)")
     parser.add_argument("--data-dir", required=True, help="folder holding the datasets in their layouts")
@@ -169,8 +173,12 @@ def trained_size(meta: dict[str, Any]) -> tuple[int | None, int | None]:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if is_mlflow_uri(args.weights) and not args.vis_dir:
+        args.vis_dir = "visrank"  # not beside a downloaded file that is gone after the command
     try:
-        metrics = evaluate_weights(args)
+        with local_weights(args.weights, args.tracking_uri) as path:
+            metrics = evaluate_weights(argparse.Namespace(**{**vars(args), "weights": path}))
+        metrics["weights"] = args.weights
     except (ConfigError, DatasetError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -21,12 +21,16 @@ from trials.deploy.formats import FILE_NAMES, FORMATS, export, load_runner
 from trials.deploy.images import list_images
 from trials.deploy.inference import DeployError, load_inference_model
 from trials.deploy.parity import check_parity, describe
+from trials.deploy.weights import local_weights
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trials.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="checkpoint/model.pt of a retrain (genotype and "
-                        "trained size are read from inside)")
+                        "trained size are read from inside), a file or in MLflow (models:/msinet-STUDY@champion, "
+                        "runs:/RUN_ID/checkpoint/model.pt)")
+    parser.add_argument("--tracking-uri", help="MLflow store or server of a models:/ or runs:/ --weights "
+                        "(default: MLFLOW_TRACKING_URI)")
     parser.add_argument("--format", required=True, choices=FORMATS, help="onnx (onnxruntime), torchscript "
                         "(torch.jit.load) or pt2 (torch.export.load)")
     parser.add_argument("--out", required=True, help=f"folder for the graph ({', '.join(FILE_NAMES.values())}), "
@@ -43,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_export(args: argparse.Namespace) -> dict:
-    """Validate everything cheap first, then export, then check; returns what parity.json holds."""
+def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
+    """Validate everything cheap first, then export, then check; returns what parity.json holds. `weights`: the
+    local file of `args.weights` when that names it in MLflow."""
     if (args.height is None) != (args.width is None):
         raise DeployError("give both --height and --width, or neither (default: the trained size)")
     if args.check_only and args.no_parity:
@@ -55,7 +60,7 @@ def run_export(args: argparse.Namespace) -> dict:
     if args.check_only and not graph.is_file():
         raise DeployError(f"--check-only: {graph} does not exist; export it first (without --check-only)")
     size = (args.height, args.width) if args.height else None
-    model, preprocessing = load_inference_model(args.weights, size, args.l2_normalise)
+    model, preprocessing = load_inference_model(weights or args.weights, size, args.l2_normalise)
     torch.manual_seed(0)
     if not args.check_only:
         out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +69,7 @@ def run_export(args: argparse.Namespace) -> dict:
         preprocessing.write(out / "preprocessing.json")
         print(f"wrote {graph} and {out / 'preprocessing.json'}", file=sys.stderr)
     if args.no_parity:
-        return {"graph": str(graph), "format": args.format, "parity": None}
+        return {"graph": str(graph), "format": args.format, "weights": str(args.weights), "parity": None}
     result = check_parity(model, load_runner(graph, args.format), preprocessing, images)
     record = {"graph": str(graph), "format": args.format, "weights": str(args.weights), **result}
     (out / "parity.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -75,8 +80,9 @@ def run_export(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        record = run_export(args)
-    except (DeployError, DatasetError) as error:
+        with local_weights(args.weights, args.tracking_uri) as path:
+            record = run_export(args, path)
+    except (DeployError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(record), flush=True)

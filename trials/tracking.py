@@ -165,6 +165,7 @@ class MLflowHook:
             if self.parent_run_id:
                 tags[PARENT_TAG] = self.parent_run_id
             run = self.client.create_run(self.experiment_id, tags=tags, run_name=self.run_name)
+            self._drop_retry_twins(run)
         else:
             self.logged_epoch = int(run.data.metrics.get("epoch", 0))
             if run.info.status != "RUNNING":  # a resumed trial: the run is live again
@@ -178,6 +179,13 @@ class MLflowHook:
         if not run.inputs.dataset_inputs:
             self._log_datasets()
         return self.run_id
+
+    def _drop_retry_twins(self, run) -> None:
+        """A create the server did commit but whose answer timed out is sent again by MLflow's HTTP retries:
+        two runs for one trial, from one request (same start time). Ours is the one answered; the twin goes."""
+        for other in self._matching():
+            if other.info.run_id != run.info.run_id and other.info.start_time == run.info.start_time:
+                self.client.delete_run(other.info.run_id)
 
     def mark_diverged(self, message: str) -> None:
         """Remember on the run that the trial diverged, so a retry of it fails at once."""
@@ -196,6 +204,11 @@ class MLflowHook:
         self.client.set_terminated(run_id, "FAILED")
 
     def _find(self):
+        runs = self._matching()
+        return runs[0] if runs else None
+
+    def _matching(self) -> list:
+        """This trial's runs in this launch, oldest first."""
         name = self.run_name
         if "'" not in name:
             condition = f"= '{name}'"
@@ -205,9 +218,8 @@ class MLflowHook:
             condition = "LIKE '{}'".format(name.replace("'", "_").replace('"', "_"))
         runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{TRIAL_TAG}` {condition}",
                                        order_by=["attributes.start_time ASC"], max_results=1000)
-        runs = [run for run in runs if run.data.tags.get(TRIAL_TAG) == name
+        return [run for run in runs if run.data.tags.get(TRIAL_TAG) == name
                 and run.data.tags.get(PARENT_TAG) == (self.parent_run_id or None)]  # one launch, one run per trial
-        return runs[0] if runs else None
 
     def _log_params(self, run) -> None:
         from mlflow.entities import Param

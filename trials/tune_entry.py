@@ -51,6 +51,9 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     try:
         run(cfg, TuneSession(hooks))
     except NonFiniteLossError as error:
+        # With remote storage (s3://) the trial folder is the driver's staging folder: on another node it may
+        # not exist; the MLflow tag below is what a retry elsewhere reads.
+        marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(error))
         if hooks:
             hooks[0].mark_diverged(str(error))

@@ -280,34 +280,58 @@ def test_mlflow_server_has_accounts_and_checks_the_host(cfg):
     assert hosts[1:] == [f"localhost:{port}", f"127.0.0.1:{port}"]
     private = hosts[0].rsplit(":", 1)
     assert private[1] == str(port) and private[0].startswith("$(hostname -I")  # the head's private address
-    assert not any("client.env" in c for c in cfg["worker_setup_commands"])  # the workers get it per launch
 
 
-def test_shells_on_the_head_get_the_token_mode_and_the_mlflow_login(cfg, tmp_path):
-    """The real setup lines, run twice in a fake home, then a shell that sources ~/.bashrc: the server's
-    client.env (written where the head's command points --home) logs it in, and token mode is on."""
-    import study_mlflow_server
+CREDENTIALS = "~/.mlflow/credentials"  # MLflow's own login file: what platform/study_credentials.py writes
 
+
+def test_mlflow_login_is_shipped_to_every_node_and_read_from_the_file(raw, cfg, tmp_path, monkeypatch):
+    """The login file travels like the token; the real setup line, run twice in a fake home on a file copied at
+    mode 644, leaves it 600 (folder 700); MLflow's own reader then logs in as admin, and the head's server
+    takes its admin password from the same file. No shell is given a login variable."""
+    import study_credentials
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    assert raw["file_mounts"][CREDENTIALS] == CREDENTIALS
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    path = Path(CREDENTIALS).expanduser()
+    password = study_credentials.ensure_login(path)  # made on "your machine", copied by file_mounts
+    path.chmod(0o644)
+    path.parent.chmod(0o755)
+    for role in ("head_setup_commands", "worker_setup_commands"):
+        line = only(cfg[role], f"chmod 600 {CREDENTIALS}")
+        for _ in range(2):  # `ray up` again
+            subprocess.run(["bash", "-c", line], env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=True)
+        assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    assert tuple(read_mlflow_creds()) == ("admin", password)
     wrapper, _ = mlflow_server_args(only(cfg["head_start_ray_commands"], "study_mlflow_server.py"))
-    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    lines = [only(cfg["head_setup_commands"], "RAY_AUTH_MODE=token", ".bashrc"),
-             only(cfg["head_setup_commands"], "client.env", ".bashrc")]
-    for _ in range(2):  # `ray up` again: no second copy
-        for line in lines:
-            subprocess.run(["bash", "-c", line], env=env, check=True)
-    assert len((tmp_path / ".bashrc").read_text().splitlines()) == 2
-    home = Path(str(wrapper.home).replace("~", str(tmp_path), 1))
-    shell = ["bash", "-c", ". ~/.bashrc; echo $RAY_AUTH_MODE $MLFLOW_TRACKING_USERNAME $MLFLOW_TRACKING_PASSWORD"]
-    assert subprocess.run(shell, env=env, capture_output=True, text=True).stdout.split() == ["token"]  # no server yet
-    password = study_mlflow_server.ensure_secrets(home)["admin_password"]
-    study_mlflow_server.write_client_env(home, password)
-    out = subprocess.run(shell, env=env, capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["token", "admin", password]
+    assert wrapper.credentials.expanduser() == path
+    assert not any("MLFLOW_TRACKING" in c for c in cfg["head_setup_commands"] + cfg["worker_setup_commands"])
+
+
+def test_the_postgresql_alternative_is_exact(cfg):
+    """The commented PostgreSQL variant of the head: its two setup commands are valid bash, and the MLflow
+    command with the replacement it names is a valid `mlflow server` command on a PostgreSQL store."""
+    lines = CLUSTER_YAML.read_text().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("head_setup_commands:"))
+    setup = [ln.strip()[len("# - "):] for ln in lines[start:start + 12] if ln.strip().startswith("# - ")]
+    assert len(setup) == 2 and "install -y -q postgresql" in setup[0] and "createdb" in setup[1]
+    for command in setup:
+        assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0, command
+    text = " ".join(ln.strip().lstrip("#") for ln in lines[start:start + 12])
+    old, new = re.search(r'replace "(--backend-store-uri [^"]+)" by\s+"(--backend-store-uri [^"]+)"', text).groups()
+    mlflow = only(cfg["head_start_ray_commands"], "study_mlflow_server.py")
+    assert old in mlflow
+    _, params = mlflow_server_args(mlflow.replace(old, new))
+    assert params["backend_store_uri"] == "postgresql:///mlflow" and params["app_name"] == "basic-auth"
 
 
 def test_no_secret_or_password_in_the_cluster_file(raw):
     text = CLUSTER_YAML.read_text()
-    for key in ("MLFLOW_TRACKING_PASSWORD=", "MLFLOW_AUTH_ADMIN_PASSWORD", "RAY_AUTH_TOKEN=", "admin_password ="):
+    for key in ("MLFLOW_TRACKING_PASSWORD=", "MLFLOW_AUTH_ADMIN_PASSWORD", "RAY_AUTH_TOKEN=", "admin_password =",
+                "mlflow_tracking_password ="):
         assert key not in text, key
 
 

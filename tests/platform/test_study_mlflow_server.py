@@ -1,12 +1,18 @@
-"""platform/study_mlflow_server.py without starting a server: the secrets it keeps, the accounts settings MLflow
-reads, the command it runs, and the login launch.py hands to the trials. (The server itself, with refusals and
-a study logging through it: test_study_secure.py.)"""
+"""platform/study_mlflow_server.py and study_credentials.py without starting a server: the secrets they keep,
+the login file MLflow's client reads, the accounts settings MLflow reads, the command it runs. (The server
+itself, with refusals and a study logging through it: test_study_secure.py.)"""
 
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import study_credentials
 import study_mlflow_server
 import study_tracking
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mode(path) -> int:
@@ -16,25 +22,37 @@ def mode(path) -> int:
 def test_secrets_are_generated_once_and_readable_by_the_owner_only(tmp_path):
     home = tmp_path / "mlflow"
     first = study_mlflow_server.ensure_secrets(home)
-    assert set(first) == {"admin_password", "flask_secret_key"}
-    assert first["admin_password"] != first["flask_secret_key"] and len(first["admin_password"]) >= 32
-    assert mode(home) == 0o700
-    for name in first:
-        assert mode(home / name) == 0o600
-    assert study_mlflow_server.ensure_secrets(home) == first  # a restart keeps the accounts' password
-    (home / "admin_password").write_text("")
-    assert study_mlflow_server.ensure_secrets(home)["admin_password"] not in ("", first["admin_password"])
+    assert set(first) == {"flask_secret_key"} and len(first["flask_secret_key"]) >= 32
+    assert mode(home) == 0o700 and mode(home / "flask_secret_key") == 0o600
+    assert study_mlflow_server.ensure_secrets(home) == first  # a restart keeps the key
+    (home / "flask_secret_key").write_text("")
+    assert study_mlflow_server.ensure_secrets(home)["flask_secret_key"] not in ("", first["flask_secret_key"])
 
 
-def test_client_env_and_auth_config(tmp_path, monkeypatch):
+def test_the_login_file_is_mlflows_own_made_once_and_never_printed(tmp_path, monkeypatch):
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in study_tracking.LOGIN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    made = subprocess.run([sys.executable, "platform/study_credentials.py"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    path = tmp_path / ".mlflow" / "credentials"
+    assert study_credentials.default_path() == path and mode(path) == 0o600 and mode(path.parent) == 0o700
+    user, password = read_mlflow_creds()  # what every MLflow client (launcher, trials, analysis) reads
+    assert user == "admin" and len(password) >= 32 and password not in made.stdout + made.stderr
+    assert study_credentials.ensure_login(path) == password  # a second run keeps it (the server's account)
+    path.write_text("[mlflow]\nmlflow_tracking_username = someone\nmlflow_tracking_password = x\n")
+    with pytest.raises(ValueError, match="'someone'"):
+        study_credentials.ensure_login(path)
+
+
+def test_auth_config(tmp_path, monkeypatch):
     from mlflow.server.auth.config import read_auth_config
 
     home = tmp_path / "mlflow"
-    password = study_mlflow_server.ensure_secrets(home)["admin_password"]
-    env = study_mlflow_server.write_client_env(home, password)
-    assert mode(env) == 0o600
-    assert env.read_text() == ("export MLFLOW_TRACKING_USERNAME=admin\n"
-                               f"export MLFLOW_TRACKING_PASSWORD='{password}'\n")
+    study_mlflow_server.ensure_secrets(home)
     # MLflow's own reader of the basic-auth settings: accounts beside the secrets, not in the server's cwd
     monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(study_mlflow_server.write_auth_config(home)))
     monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
@@ -47,6 +65,7 @@ def test_client_env_and_auth_config(tmp_path, monkeypatch):
 def test_command_is_mlflow_server_with_basic_auth_and_the_given_arguments():
     args, rest = study_mlflow_server.parse_args(["--home", "~/mlflow", "--host", "0.0.0.0", "--port", "5000"])
     assert str(args.home) == "~/mlflow" and rest == ["--host", "0.0.0.0", "--port", "5000"]
+    assert args.credentials == study_credentials.default_path()
     command = study_mlflow_server.server_command(rest)
     assert command[0].endswith("mlflow") and command[1:] == ["server", "--app-name", "basic-auth", *rest]
 
@@ -60,11 +79,11 @@ def test_missing_home_or_another_app_is_refused(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_the_login_handed_to_trials_is_only_what_is_set(monkeypatch):
-    for name in study_tracking.CREDENTIALS:
+def test_the_login_variables_set_are_named(monkeypatch):
+    for name in study_tracking.LOGIN_ENV:
         monkeypatch.delenv(name, raising=False)
-    assert study_tracking.credentials_env() == {}
+    assert study_tracking.login_from_env() == []
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "")
-    assert study_tracking.credentials_env() == {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "pw"}
+    assert study_tracking.login_from_env() == ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]

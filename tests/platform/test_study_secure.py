@@ -2,10 +2,16 @@
 `ray start` and a generated token on both nodes and the driver, and an MLflow server with accounts
 (platform/study_mlflow_server.py, the same wrapper cluster.yaml starts on the head) on 127.0.0.1.
 
+The secrets are made as docs/studies.md tells users to, on "your machine" (a home folder of its own): the Ray
+token (`ray get-auth-token --generate`) and the MLflow login (`python platform/study_credentials.py`, into
+~/.mlflow/credentials). Each node gets its own home with copies of both files at mode 600, as cluster.yaml's
+file_mounts do. No secret is in any environment variable: the server, the driver and every trial read the
+MLflow login from ~/.mlflow/credentials where they run.
+
 One launch serves several tests: it runs both nodes' trials, logs parent and child runs through the login, and
-then every param, tag, artefact file, the launch record and the Tune folder are scanned for the two secrets.
-The nodes are started without the MLflow login in their environment: trials on them can log only because
-launch.py hands the login over in the Ray runtime environment. Teardown stops exactly the processes started here.
+then every param, tag, artefact file, the launch record, the Tune folder and both nodes' Ray folders (session
+logs, runtime-env agent logs included) are scanned for the two secrets. Teardown stops exactly the processes
+started here.
 """
 
 import base64
@@ -24,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.net import free_port
+from tests.servers import group_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -58,7 +65,7 @@ def stop_group(process: subprocess.Popen, grace: float = 60) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             process.poll()  # reaps the leader, whose zombie would keep the group alive
-            if not _group_alive(process.pid):
+            if not group_alive(process.pid):
                 return
             time.sleep(0.5)
 
@@ -90,21 +97,44 @@ def http(url: str, login: tuple[str, str] | None = None, host: str | None = None
 # --- the secrets and the services ------------------------------------------------------------------------
 
 
+SECRET_FILES = (".ray/auth_token", ".mlflow/credentials")
+
+
 @pytest.fixture(scope="module")
-def ray_token(tmp_path_factory) -> Path:
-    """Made the way docs/studies.md tells users to make the cluster's token: `ray get-auth-token --generate`."""
+def user_home(tmp_path_factory) -> Path:
+    """The user's machine: the cluster's Ray token and MLflow login, made as docs/studies.md says."""
     home = tmp_path_factory.mktemp("user-home")
-    made = subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=clean_env(HOME=str(home)),
-                          capture_output=True, text=True, timeout=60)
-    token = home / ".ray" / "auth_token"
-    assert made.returncode == 0 and token.is_file(), made.stderr
-    token.chmod(0o600)
-    assert len(token.read_text().strip()) >= 32
-    return token
+    for command in ([str(BIN / "ray"), "get-auth-token", "--generate"],
+                    [sys.executable, "platform/study_credentials.py"]):
+        made = subprocess.run(command, cwd=ROOT, env=clean_env(HOME=str(home)), capture_output=True, text=True,
+                              timeout=60)
+        assert made.returncode == 0, made.stderr
+    (home / ".ray" / "auth_token").chmod(0o600)
+    assert len((home / ".ray" / "auth_token").read_text().strip()) >= 32
+    return home
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory) -> dict:
+def node_homes(tmp_path_factory, user_home) -> dict[str, Path]:
+    """Each node's home with what cluster.yaml's file_mounts copy there (kept at mode 600 by its setup)."""
+    homes = {}
+    for node in ("head", "node2"):
+        home = homes[node] = tmp_path_factory.mktemp(f"{node}-home")
+        for name in SECRET_FILES:
+            (home / name).parent.mkdir(mode=0o700, parents=True)
+            shutil.copyfile(user_home / name, home / name)
+            (home / name).chmod(0o600)
+    return homes
+
+
+@pytest.fixture(scope="module")
+def ray_token(user_home) -> Path:
+    return user_home / ".ray" / "auth_token"
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory, node_homes) -> dict:
+    """The head's server; its admin password is the one in the head's ~/.mlflow/credentials."""
     work = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
@@ -113,23 +143,28 @@ def mlflow_server(tmp_path_factory) -> dict:
                           "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                           "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
                           "--artifacts-destination", str(work / "artifacts"),
-                          "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"], log, clean_env())
+                          "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"], log,
+                         clean_env(HOME=str(node_homes["head"])))
     try:
         wait_for(lambda: http(uri + "/health") == 200, "the MLflow server", log)
-        password = (work / "home" / "admin_password").read_text().strip()
+        from study_credentials import read_login
+
+        user, password = read_login(node_homes["head"] / ".mlflow" / "credentials")
+        assert user == "admin" and password
         yield {"uri": uri, "port": port, "password": password, "home": work / "home",
-               "artifacts": work / "artifacts", "log": log}
+               "artifacts": work / "artifacts", "log": log, "head_home": node_homes["head"]}
     finally:
         stop_group(server)
 
 
 @pytest.fixture(scope="module")
-def two_node_cluster(ray_token):
-    """A head and a second node, each `ray start --block` in its own process group, one CPU each, token on.
+def two_node_cluster(node_homes):
+    """A head and a second node, each `ray start --block` in its own process group, one CPU each, token on,
+    each with its own home (the token at Ray's default place, ~/.ray/auth_token).
 
     Own temp dirs (short paths: Ray's sockets live there), so that no `ray.init()` elsewhere on this machine
     mistakes this cluster for its local instance."""
-    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(ray_token))
+    env = clean_env(RAY_AUTH_MODE="token", HOME=str(node_homes["head"]))
     temp = Path(tempfile.mkdtemp(prefix="rayt-", dir="/tmp"))
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -140,35 +175,28 @@ def two_node_cluster(ray_token):
                            ("node2", ["--address", address])):
             log = temp / f"{name}.log"
             nodes.append(start_group([str(BIN / "ray"), "start", *args, "--temp-dir", str(temp / name), *common],
-                                     log, env))
+                                     log, {**env, "HOME": str(node_homes[name])}))
             wait_for(lambda log=log: "Ray runtime started" in log.read_text(), f"ray start ({name})", log)
-        yield address, env
+        yield address, env, temp
     finally:
         for node in reversed(nodes):
             stop_group(node)
-        left = [n.pid for n in nodes if _group_alive(n.pid)]
+        left = [n.pid for n in nodes if group_alive(n.pid)]
         if not left:
             shutil.rmtree(temp, ignore_errors=True)
         assert not left, f"processes of the groups {left} survived teardown"
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def secure_launch(tmp_path_factory, two_node_cluster, mlflow_server) -> dict:
-    """The smoke study on the cluster, tracked in the server, with the token and the login in the driver only."""
-    address, env = two_node_cluster
+    """The smoke study on the cluster, launched on the head (its home: token and MLflow login in files, none in the
+    environment), tracked in the server."""
+    address, env, _ = two_node_cluster
     run_dir = tmp_path_factory.mktemp("secure") / "runs"
     login = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": mlflow_server["password"]}
     result = subprocess.run([sys.executable, "platform/launch.py", "--study", "smoke", "--run-dir", str(run_dir),
                              "--address", address, "--tracking-uri", mlflow_server["uri"], *SHORT], cwd=ROOT,
-                            env={**env, **login}, capture_output=True, text=True, timeout=900)
+                            env=env, capture_output=True, text=True, timeout=900)
     return {"result": result, "run_dir": run_dir, "login": login, "uri": mlflow_server["uri"]}
 
 
@@ -192,27 +220,35 @@ def test_mlflow_server_refuses_requests_without_the_login(mlflow_server):
     assert http(api, ("admin", "not-the-password")) == 401
     assert http(api, ("admin", password)) == 200
     assert http(api, ("admin", password), host=f"attacker.example:{mlflow_server['port']}") == 403  # --allowed-hosts
-    # the secrets stay in --home, readable by their owner only
-    home = mlflow_server["home"]
-    assert (home.stat().st_mode & 0o777) == 0o700
-    for name in ("admin_password", "flask_secret_key", "client.env"):
-        assert ((home / name).stat().st_mode & 0o777) == 0o600, name
+    # the secrets stay readable by their owner only: the CSRF key in --home, the login in ~/.mlflow
+    home, credentials = mlflow_server["home"], mlflow_server["head_home"] / ".mlflow" / "credentials"
+    assert (home.stat().st_mode & 0o777) == 0o700 and (credentials.parent.stat().st_mode & 0o777) == 0o700
+    for path in (home / "flask_secret_key", credentials):
+        assert (path.stat().st_mode & 0o777) == 0o600, path
     assert password not in mlflow_server["log"].read_text()
-    sourced = subprocess.run(["bash", "-c", f". {home / 'client.env'}; echo $MLFLOW_TRACKING_USERNAME "
-                              "$MLFLOW_TRACKING_PASSWORD"], capture_output=True, text=True, check=True)
-    assert sourced.stdout.split() == ["admin", password]
+    # MLflow's own client reads that file: nothing to export in a shell
+    read = subprocess.run([sys.executable, "-c", "from mlflow.utils.credentials import read_mlflow_creds; "
+                           "print(*read_mlflow_creds())"], env=clean_env(HOME=str(mlflow_server["head_home"])),
+                          capture_output=True, text=True, check=True)
+    assert read.stdout.split() == ["admin", password]
 
 
-@pytest.mark.parametrize("login", [{}, {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "wrong"}],
-                         ids=["no-login", "wrong-password"])
+@pytest.mark.parametrize("login", [{}, {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "wrong"},
+                                   {"file": "wrong"}], ids=["no-login", "wrong-password", "wrong-credentials-file"])
 def test_launch_without_a_valid_login_stops_at_once(mlflow_server, tmp_path, login):
+    home = tmp_path / "home"  # a machine without the cluster's ~/.mlflow/credentials
+    if "file" in login:
+        (home / ".mlflow").mkdir(parents=True)
+        (home / ".mlflow" / "credentials").write_text("[mlflow]\nmlflow_tracking_username = admin\n"
+                                                      "mlflow_tracking_password = wrong\n")
     started = time.monotonic()
     result = subprocess.run([sys.executable, "platform/launch.py", "--study", "smoke", "--run-dir", str(tmp_path),
-                             "--tracking-uri", mlflow_server["uri"]], cwd=ROOT, env=clean_env(**login),
+                             "--tracking-uri", mlflow_server["uri"]], cwd=ROOT,
+                            env=clean_env(HOME=str(home), **{k: v for k, v in login.items() if k != "file"}),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: tracking: the MLflow server at " + mlflow_server["uri"])
-    assert "HTTP 401" in result.stderr and "MLFLOW_TRACKING_PASSWORD" in result.stderr
+    assert "HTTP 401" in result.stderr and "~/.mlflow/credentials" in result.stderr
     assert ("no login is set" if not login else "wrong user name or password") in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "wrong" not in result.stderr.replace("wrong user name", "")  # the password given is not echoed
@@ -220,7 +256,7 @@ def test_launch_without_a_valid_login_stops_at_once(mlflow_server, tmp_path, log
 
 
 def test_ray_cluster_refuses_a_client_without_the_token(two_node_cluster):
-    address, env = two_node_cluster
+    address, env, _ = two_node_cluster
     probe = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
              "print(sum(n['Alive'] for n in ray.nodes()))")
     ok = subprocess.run([sys.executable, "-c", probe, address], env=env, capture_output=True, text=True, timeout=120)
@@ -261,14 +297,15 @@ def test_smoke_study_on_a_secure_two_node_cluster(secure_launch, logged_in):
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert run.info.status == "FINISHED", (run.info.run_name, run.data.tags.get("error"))
         assert 0.0 <= run.data.metrics["val/mAP"] <= 1.0
-    # the nodes were started without the login: trials on both logged through the runtime environment
+    # no login in any environment: trials on both nodes logged in with their node's ~/.mlflow/credentials
     assert len({r.data.tags["env.ray_node"] for r in trials}) == 2
     retrain = next(r for r in trials if r.data.tags["msinet.kind"] == "retrain")
     assert {"genotype.json", "metrics.json", "checkpoint"} <= {a.path for a in logged_in.list_artifacts(
         retrain.info.run_id)}
 
 
-def test_no_secret_is_recorded_anywhere_a_run_keeps(secure_launch, logged_in, mlflow_server, ray_token):
+def test_no_secret_is_recorded_anywhere_a_run_keeps(secure_launch, logged_in, mlflow_server, ray_token,
+                                                   two_node_cluster):
     assert secure_launch["result"].returncode == 0, secure_launch["result"].stderr[-3000:]
     secrets = {"MLflow password": mlflow_server["password"], "Ray token": ray_token.read_text().strip()}
     experiment = logged_in.get_experiment_by_name("smoke")
@@ -278,15 +315,18 @@ def test_no_secret_is_recorded_anywhere_a_run_keeps(secure_launch, logged_in, ml
     files = [p for p in mlflow_server["artifacts"].rglob("*") if p.is_file()]
     records = list((secure_launch["run_dir"] / "launches").rglob("*.json"))
     tune = [p for p in (secure_launch["run_dir"] / "tune").rglob("*") if p.is_file()]
+    ray_folders = [p for p in two_node_cluster[2].rglob("*") if p.is_file() and not p.is_symlink()]  # every node
     assert len(values) > 50 and len(files) >= 10 and len(records) == 1 and tune  # the scan has material
+    agent_logs = [p for p in ray_folders if p.name.startswith("runtime_env_agent")]
+    assert {p.relative_to(two_node_cluster[2]).parts[0] for p in agent_logs} == {"head", "node2"}
     assert any(p.name == "model.pt" for p in files) and any(p.name == "plan.json" for p in files)
     text = {"params and tags": json.dumps(values), "launch record": records[0].read_text(),
             "launch output": secure_launch["result"].stdout + secure_launch["result"].stderr}
-    blobs = {str(p): p.read_bytes() for p in [*files, *tune]}
+    blobs = {str(p): p.read_bytes() for p in [*files, *tune, *ray_folders]}
     for what, secret in secrets.items():
         for where, body in text.items():
             assert secret not in body, f"the {what} is in the {where}"
         found = [path for path, data in blobs.items() if secret.encode() in data]
         assert not found, f"the {what} is in {found}"
-    # the scan finds a secret where one is: the head's own client.env holds the password
-    assert secrets["MLflow password"].encode() in (mlflow_server["home"] / "client.env").read_bytes()
+    # the scan finds a secret where one is: the head's own credentials file holds the password
+    assert secrets["MLflow password"].encode() in (mlflow_server["head_home"] / ".mlflow" / "credentials").read_bytes()
