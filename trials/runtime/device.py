@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import torch
 
@@ -40,17 +41,29 @@ def compiled(model: torch.nn.Module, enabled: bool, backend: str, device: torch.
     return torch.compile(model, backend=backend, mode=mode, dynamic=False)
 
 
-def loader_workers(requested: int | None) -> int:
-    """Loader processes: as asked, else the CPUs Ray gave this trial (minus the training process)."""
-    if requested is not None:
-        return requested
+def trial_cpus() -> int:
+    """The CPUs this trial may use: the CPUs Ray gave it inside a Ray worker, else the process's CPU affinity
+    (what `taskset` or a container allows), at least 1. Sizes loader processes and decoding threads, so
+    trials packed on one node do not each take every core."""
     cpus = _ray_cpus()
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, int(cpus))
+
+
+def loader_workers(requested: int | None) -> int:
+    """Loader processes: as asked, else those of `workers_for(trial_cpus())`."""
+    return requested if requested is not None else workers_for(trial_cpus())
+
+
+def workers_for(cpus: float) -> int:
+    """The loader processes a trial with `cpus` CPUs gets: one CPU stays with the training process, at most 8."""
     return max(0, min(8, int(cpus) - 1))
 
 
 def _ray_cpus() -> float | None:
+    if "ray" not in sys.modules:  # a Ray worker has imported Ray already; anything else is not one
+        return None
     try:
         import ray
 
