@@ -88,8 +88,7 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
         if last_epoch or (cfg.test_interval and (epoch + 1) % cfg.test_interval == 0):
             metrics.update(score_tests(model, splits, cfg, device, workers, features))
         if last_epoch:  # a short separate step once training is over: measured speed beside params and MACs
-            metrics.update(measure_latency(model, cfg.image_size, device),
-                           **{"latency/measured_at": "x".join(map(str, cfg.image_size))})
+            metrics.update(measure_latency(model, cfg.image_size, device))
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
                  "last_val": last_val, "config": cfg.to_dict()}

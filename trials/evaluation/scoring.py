@@ -109,13 +109,14 @@ def score_tests(model: nn.Module, splits: Splits, cfg: TrialConfig, device: torc
     return metrics
 
 
-def check_test_rerank(splits: Splits, cfg: TrialConfig) -> None:
+def check_test_rerank(splits: Splits, cfg: TrialConfig, available: int | None = None) -> None:
     """With `rerank`, refuse at the start of a trial the test splits whose re-ranking cannot fit in host
-    memory, rather than after training (VehicleID is scored without re-ranking)."""
+    memory (`available`, default what the machine has now), rather than after training (VehicleID is scored
+    without re-ranking)."""
     if cfg.rerank:
         for dataset in (*splits.sources, *([splits.target] if splits.target is not None else [])):
             if dataset.name != "vehicleid":
-                check_rerank_memory(len(dataset.query), len(dataset.gallery))
+                check_rerank_memory(len(dataset.query), len(dataset.gallery), available)
 
 
 def eval_bytes(cfg: TrialConfig) -> int:

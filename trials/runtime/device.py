@@ -61,14 +61,44 @@ def workers_for(cpus: float) -> int:
     return max(0, min(8, int(cpus) - 1))
 
 
+def shared_device(device: torch.device) -> str:
+    """Why this trial may share `device` with other trials ("" when it has it alone, as far as Ray's
+    resources tell): a fraction of a GPU (packed trials), or on a CPU device fewer CPUs than its node has.
+    A latency measured on a shared device says more about the neighbours than about the network."""
+    resources = _ray_resources()
+    if resources is None:  # a standalone trial: nothing else of ours runs beside it
+        return ""
+    if device.type == "cuda":
+        share = resources.get("GPU", 0.0)
+        return f"a {share:g} share of the GPU (packed trials)" if share < 1 else ""
+    cpus, node = resources.get("CPU", 0.0), _ray_node_cpus()
+    return f"{cpus:g} of the node's {node:g} CPUs (trials beside it)" if node and cpus < node else ""
+
+
 def _ray_cpus() -> float | None:
+    resources = _ray_resources()
+    return None if resources is None else resources.get("CPU")
+
+
+def _ray_resources() -> dict[str, float] | None:
+    """The resources Ray gave this process (inside a Ray worker), else None."""
     if "ray" not in sys.modules:  # a Ray worker has imported Ray already; anything else is not one
         return None
     try:
         import ray
 
         if ray.is_initialized():
-            return ray.get_runtime_context().get_assigned_resources().get("CPU")
+            return ray.get_runtime_context().get_assigned_resources()
     except Exception:  # not inside a Ray worker
         return None
     return None
+
+
+def _ray_node_cpus() -> float | None:
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return next((n["Resources"].get("CPU") for n in ray.nodes() if n["NodeID"] == node), None)
+    except Exception:  # the cluster's view is unavailable: say nothing rather than guess
+        return None
