@@ -46,17 +46,15 @@ def test_gpu_throughput_runs_in_cpu_mode_on_a_bare_machine(tmp_path, bare_env):
     done = subprocess.run([sys.executable, "benchmarks/gpu_throughput.py", "--device", "cpu", "--height", "32",
                            "--classes", "12", "--ids", "12", "--iters", "1", "--warmup", "1", "--repeats", "1",
                            "--workers", "0", "--ids-per-batch", "4", "--instances", "2", "--variants", "pil_fp32",
-                           "device_compiled_bf16", "--packing", "1", "2", "--mps", "--data-dir", str(tmp_path / "data"),
+                           "device", "--packing", "1", "2", "--mps", "--data-dir", str(tmp_path / "data"),
                            "--json", str(out)], cwd=ROOT, env=bare_env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())
     for key in ("retrain_images_per_s", "search_images_per_s"):
-        assert set(figures[key]) == {"pil_fp32", "device_compiled_bf16"} and all(v > 0 for v in figures[key].values())
+        assert set(figures[key]) == {"pil_fp32", "device"} and all(v > 0 for v in figures[key].values())
     assert figures["device"] == "cpu" and figures["torch"] == __import__("torch").__version__
-    assert "retrain/device_compiled_bf16" in figures["peak_mib"]
-    # what ran, not what the variant is called: autocast is CUDA-only, inductor makes no CUDA graphs on a CPU
-    assert figures["runs"]["retrain/device_compiled_bf16"] == ("data resident, fp32 (amp asked: autocast is "
-                                                                "CUDA-only), compiled (inductor)")
+    assert "retrain/device" in figures["peak_mib"]
+    assert figures["runs"]["retrain/device"] == "data resident, fp32"
     assert figures["runs"]["retrain/pil_fp32"] == "data loader (0 loader processes), fp32"
     # packed: all images over the span from the first start to the last end, not the sum of own rates
     assert set(figures["packed_retrain_images_per_s"]) == {"1", "2"}
@@ -64,6 +62,22 @@ def test_gpu_throughput_runs_in_cpu_mode_on_a_bare_machine(tmp_path, bare_env):
     span = max(t["end"] for t in two) - min(t["start"] for t in two)
     assert figures["packed_retrain_images_per_s"]["2"] == pytest.approx(sum(t["images"] for t in two) / span)
     assert figures["mps"] == {"available": False, "reason": "MPS serves CUDA devices only"}
+
+
+def test_rows_say_what_really_ran_on_the_device():
+    """A variant's name says what was asked; on a CPU bf16 autocast and channels_last are off (the trials turn
+    them on for CUDA only) and inductor makes no CUDA graphs."""
+    import torch
+
+    from trials.config import make_config
+
+    timing = load_benchmark("gpu_timing")
+    asked = make_config("retrain", {"amp": True, "channels_last": True, "compile": True, "sam_mode": "pos_neg"})
+    assert timing.runs(asked, torch.device("cpu")) == ("fp32 (amp asked: autocast is CUDA-only), compiled (inductor), "
+                                                       "SAM pos_neg")
+    assert timing.runs(asked, torch.device("cuda")) == ("bf16 autocast, channels_last, compiled (inductor, CUDA "
+                                                        "graphs), SAM pos_neg")
+    assert timing.runs(make_config("retrain", {}), torch.device("cuda")) == "fp32"
 
 
 def test_packed_rate_counts_every_image_over_the_whole_span():
