@@ -11,7 +11,7 @@ import pandas as pd
 
 from analysis import figures
 from analysis.report_files import markdown_table, save_csv, save_png
-from analysis.tables import LATENCY_METRIC, pareto_front, runs_column
+from analysis.tables import LATENCY_METRIC, comparable_latency, pareto_front, runs_column
 
 PREDICTED = "metrics.latency/ms"
 
@@ -20,7 +20,9 @@ def latency_frames(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(search, retrained): finished trials with a predicted latency, each marked `on_front`.
 
     search: trial, latency_weight (λ), genotype, val/mAP, predicted_ms, expected_ms (under softmax(α)).
-    retrained: trial, phase, group, genotype, source/mAP, predicted_ms, measured_ms (batch 1, the trial's device).
+    retrained: trial, phase, group, genotype, source/mAP, predicted_ms, measured_ms (batch 1, the trial's device),
+    table, measured_at, measured_on, shared and `comparable` (`tables.comparable_latency`): the front is drawn on
+    the comparable measurements only, else on the predictions.
     """
     done = runs[(runs["status"] == "FINISHED") & runs_column(runs, PREDICTED).notna()]
     search = done[done["kind"] == "search"]
@@ -37,9 +39,15 @@ def latency_frames(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "predicted_ms": _number(retrained, PREDICTED), "measured_ms": _number(retrained, f"metrics.{LATENCY_METRIC}"),
         "table": runs_column(retrained, "tags.msinet.latency_table"),
         "measured_at": runs_column(retrained, "tags.msinet.latency_measured_at"),
+        "measured_on": runs_column(retrained, "tags.msinet.latency_measured_on"),
+        "shared": runs_column(retrained, "tags.msinet.latency_shared"),
+        "comparable": comparable_latency(retrained),
     }).dropna(subset=["source/mAP"]).reset_index(drop=True)
-    cost = "measured_ms" if retrained["measured_ms"].notna().any() else "predicted_ms"
-    retrained["on_front"] = pareto_front(retrained, cost, "source/mAP")
+    if retrained["comparable"].any():
+        like = retrained.assign(measured_ms=retrained["measured_ms"].where(retrained["comparable"].astype(bool)))
+        retrained["on_front"] = pareto_front(like, "measured_ms", "source/mAP")
+    else:
+        retrained["on_front"] = pareto_front(retrained, "predicted_ms", "source/mAP")
     return (search.sort_values("predicted_ms", ignore_index=True),
             retrained.sort_values(["phase", "predicted_ms"], ignore_index=True))
 
@@ -60,13 +68,29 @@ def latency_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[
                   markdown_table(search.round(4)), ""]
     if not retrained.empty:
         save_csv(retrained, out / "latency_retrained.csv", written)
-        measured = retrained.dropna(subset=["measured_ms"])
+        measured = retrained[retrained["comparable"].astype(bool)]
         lines += [f"{len(retrained)} retrained networks; {int(retrained['on_front'].sum())} on the front of "
-                  "source/mAP against measured latency (ms per image at batch 1 on each trial's device, while other "
-                  "trials may have shared it):", "", markdown_table(retrained.round(4)), ""]
+                  f"source/mAP against {_front_cost(retrained)}:", "", markdown_table(retrained.round(4)), ""]
         lines += [_agreement(measured), ""]
     save_png(figures.plot_latency_front(search, retrained, out / "latency_front.png"), written)
     return lines + ["![accuracy against latency](latency_front.png)"]
+
+
+def _front_cost(retrained: pd.DataFrame) -> str:
+    """What the retrained front is drawn against, and which measurements it leaves out and why."""
+    measured = retrained["measured_ms"].notna()
+    comparable = retrained["comparable"].astype(bool)
+    if not comparable.any():
+        why = ("every one was measured on a device other trials shared" if measured.any() else "none was measured")
+        return f"the table's predicted latency ({why})"
+    first = retrained[comparable].iloc[0]
+    left = measured & ~comparable
+    shared = left & retrained["shared"].fillna("").astype(str).str.startswith("yes")
+    note = (f"; {int(left.sum())} measurement(s) left out: {int(shared.sum())} on a shared device, "
+            f"{int((left & ~shared).sum())} at another size or on another device" if left.any() else "")
+    at = first["measured_at"] if pd.notna(first["measured_at"]) else "size not recorded"
+    on = first["measured_on"] if pd.notna(first["measured_on"]) else "a device not recorded"
+    return f"measured latency (ms per image at batch 1, {at} on {on}, no other trial beside it{note})"
 
 
 def _agreement(measured: pd.DataFrame) -> str:

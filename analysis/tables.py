@@ -165,25 +165,46 @@ def non_dominated(values: np.ndarray) -> np.ndarray:
 
 LATENCY_METRIC = "latency/b1_ms_per_image"
 THROUGHPUT_METRIC = "latency/b64_images_per_second"
+LATENCY_TAGS = ("tags.msinet.latency_measured_at", "tags.msinet.latency_measured_on")
+
+
+def comparable_latency(runs: pd.DataFrame) -> pd.Series:
+    """Which runs' measured latencies can be compared with each other: measured on a device no other trial
+    shared (tag `msinet.latency_shared` not "yes: ..."), at the input size and on the device (tags
+    `msinet.latency_measured_at`, `msinet.latency_measured_on`) that most such runs share. The same genotype
+    measured 13.7 ms in one launch and 67.5 ms in the next on a shared machine; runs without the tags (older
+    ones) count as one group."""
+    measured = pd.to_numeric(runs_column(runs, f"metrics.{LATENCY_METRIC}"), errors="coerce").notna()
+    shared = runs_column(runs, "tags.msinet.latency_shared").fillna("").astype(str).str.startswith("yes")
+    where = pd.Series(list(zip(*(runs_column(runs, tag).fillna("").astype(str) for tag in LATENCY_TAGS),
+                               strict=True)), index=runs.index, dtype=object)
+    candidates = measured & ~shared
+    if not candidates.any():
+        return candidates
+    common = where[candidates].value_counts().index[0]
+    return candidates & (where == common)
 
 
 def cost_table(runs: pd.DataFrame, metric: str = "source/mAP") -> pd.DataFrame:
     """Finished retrains with the metric and a cost: trial, genotype, params, macs, the measured latency
     (`latency_ms`: ms per image at batch 1; `images_per_second` at batch 64, both on the trial's device),
     <metric>, and whether each lies on the Pareto front of metric against params (`pareto_params`), MACs
-    (`pareto_macs`) and latency (`pareto_latency`; False throughout when no run measured it)."""
+    (`pareto_macs`) and latency (`pareto_latency`, among the `latency_comparable` measurements only, see
+    `comparable_latency`; False throughout when no run measured it)."""
     selected = runs[(runs["status"] == "FINISHED") & (runs["kind"] == "retrain")]
     table = pd.DataFrame({"trial": selected["trial"], "genotype": selected["genotype"],
                           "params": runs_column(selected, "metrics.params").astype(float),
                           "macs": runs_column(selected, "metrics.macs").astype(float),
                           "latency_ms": runs_column(selected, f"metrics.{LATENCY_METRIC}").astype(float),
                           "images_per_second": runs_column(selected, f"metrics.{THROUGHPUT_METRIC}").astype(float),
+                          "latency_comparable": comparable_latency(selected),
                           metric: runs_column(selected, f"metrics.{metric}").astype(float),
                           "run_id": selected["run_id"]})
     table = table.dropna(subset=[metric]).dropna(subset=["params", "macs"], how="all").reset_index(drop=True)
     table["pareto_params"] = pareto_front(table, "params", metric)
     table["pareto_macs"] = pareto_front(table, "macs", metric)
-    table["pareto_latency"] = pareto_front(table, "latency_ms", metric)
+    like = table.assign(latency_ms=table["latency_ms"].where(table["latency_comparable"].astype(bool)))
+    table["pareto_latency"] = pareto_front(like, "latency_ms", metric)
     return table.sort_values(metric, ascending=False, kind="stable", ignore_index=True)
 
 

@@ -38,6 +38,7 @@ from gpu_timing import (  # noqa: E402, I001
     peak_mib,
     pk_labels,
     rates,
+    runs,
     timed,
     widen,
 )
@@ -98,10 +99,17 @@ def trial_config(args: argparse.Namespace, kind: str = "retrain", **values: Any)
     return make_config(kind, {**base, **values})
 
 
-def describe(cfg: TrialConfig) -> str:
+def describe(cfg: TrialConfig, device: torch.device) -> str:
+    """The input size and batch, then what really runs on `device` (bf16 asked on a CPU runs fp32)."""
     h, w = cfg.image_size
-    return (f"{h}x{w}, batch {cfg.ids_per_batch * cfg.instances} ({cfg.ids_per_batch}x{cfg.instances}), "
-            f"amp {cfg.amp}, channels_last {cfg.channels_last}, sam {cfg.sam_mode}")
+    return f"{h}x{w}, batch {cfg.ids_per_batch * cfg.instances} ({cfg.ids_per_batch}x{cfg.instances}), " + runs(
+        cfg, device)
+
+
+def variant_of(cfg: TrialConfig) -> str:
+    """The on-device variant with the same settings: the reference of a row measured another way."""
+    settings = (cfg.amp, cfg.channels_last, cfg.sam_mode)
+    return next(name for name, values in RETRAIN_VARIANTS.items() if values == settings)
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -122,9 +130,10 @@ def retrain_on_device(args: argparse.Namespace, device: torch.device) -> dict[st
         def run(n: int, model=model, optimizer=optimizer, cfg=cfg, inputs=inputs, pids=pids, losses=losses) -> None:
             losses.update(train_epoch(model, [(inputs, pids)] * n, optimizer, cfg, device, 0)[0])
 
-        print(f"retrain {name}: {describe(cfg)}, {args.classes} classes, random N(0,1) inputs on the device")
+        print(f"retrain {name}: {describe(cfg, device)}, {args.classes} classes, random N(0,1) inputs on the device")
         result = rates(timed(run, args, device), args, batch)
-        out[name] = {**result, "peak_mib": peak_mib(device), "loss": losses.get("loss"), "config": describe(cfg)}
+        out[name] = {**result, "peak_mib": peak_mib(device), "loss": losses.get("loss"),
+                     "config": describe(cfg, device), "runs": runs(cfg, device)}
         print(f"  {result['images_per_s']:.0f} images/s, {result['ms_per_iter']:.1f} ms/iter, "
               f"peak {fmt(out[name]['peak_mib'])} MiB")
         del model, optimizer, inputs
@@ -167,7 +176,7 @@ def through_loader(args: argparse.Namespace, device: torch.device, root: str) ->
             for inputs, _pids, *_ in itertools.islice(batches, n):
                 inputs.to(device, non_blocking=True)
 
-        print(f"loader only, {workers} workers: {describe(cfg)}, {len(samples)} images of {classes} ids "
+        print(f"loader only, {workers} workers: {describe(cfg, device)}, {len(samples)} images of {classes} ids "
               f"({copies} copies of {len(splits.train)} files), decode + augment + copy to {device.type}")
         result = rates(timed(run, args, device), args, batch)
         out["loader_only"][str(workers)] = {**result, "workers": workers}
@@ -181,12 +190,14 @@ def through_loader(args: argparse.Namespace, device: torch.device, root: str) ->
     def step(n: int) -> None:
         train_epoch(model, itertools.islice(batches, n), optimizer, cfg, device, 0)
 
-    print(f"retrain bf16+cl through the loader, {args.workers[0]} workers: {describe(cfg)}, {classes} classes")
+    variant = variant_of(cfg)  # the trial default; its on-device row is the reference
+    print(f"retrain {variant} through the loader, {args.workers[0]} workers: {describe(cfg, device)}, "
+          f"{classes} classes")
     result = rates(timed(step, args, device), args, batch)
-    out["train_step"] = {**result, "workers": args.workers[0], "peak_mib": peak_mib(device), "config": describe(cfg)}
+    out["train_step"] = {**result, "workers": args.workers[0], "peak_mib": peak_mib(device), "variant": variant,
+                         "config": describe(cfg, device), "runs": runs(cfg, device)}
     print(f"  {result['images_per_s']:.0f} images/s, {result['ms_per_iter']:.1f} ms/iter")
-    batches.close()
-    return out
+    return out  # the stream, its loader and their worker processes end with this frame
 
 
 def search_on_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -220,12 +231,12 @@ def search_on_device(args: argparse.Namespace, device: torch.device) -> dict[str
             train, valid = DeviceBatches(*data[0], n), iter(DeviceBatches(*data[1], max(n, 1)))
             losses.update(search_epoch(model, train, valid, architect, memories[0], optimizer, cfg, device, epoch=1))
 
-        print(f"search {name}: {describe(cfg)}, memories {sides['train']}/{sides['valid']} ids, "
+        print(f"search {name}: {describe(cfg, device)}, memories {sides['train']}/{sides['valid']} ids, "
               "random inputs on the device; one iteration = architecture step + weight step (2 batches)")
         seconds, how = timed(run, args, device), "trials.search.search_epoch"
         result = rates(seconds, args, batch)
         out[name] = {**result, "peak_mib": peak_mib(device), "step": how, **losses,
-                     "config": describe(cfg)}
+                     "config": describe(cfg, device), "runs": runs(cfg, device)}
         print(f"  {result['images_per_s']:.0f} weight-batch images/s, {result['ms_per_iter']:.1f} ms/iter, "
               f"peak {fmt(out[name]['peak_mib'])} MiB ({how})")
         del model, memories, optimizer, architect, data
@@ -246,9 +257,10 @@ def precision(args: argparse.Namespace, device: torch.device, root: str) -> dict
     torch.manual_seed(0)
     reference = spaces.build_msinet(spaces.resolve_genotype(cfg32.genotype), splits.num_classes,
                                     sam_mode="pos_neg").to(device)
-    results = {}
+    results, ran = {}, {}
     for name, (amp, channels_last) in variants.items():
         cfg = trial_config(args, data_dir=root, amp=amp, channels_last=channels_last, sam_mode="pos_neg")
+        ran[name] = runs(cfg, device)
         model = copy.deepcopy(reference)
         x = inputs
         if channels_last and device.type == "cuda":
@@ -268,8 +280,9 @@ def precision(args: argparse.Namespace, device: torch.device, root: str) -> dict
         results[name] = ({k: float(v.detach()) for k, v in terms.items()}, grads)
     l32, g32 = results["fp32"]
     report: dict[str, Any] = {"losses": {k: v[0] for k, v in results.items()}, "gradient_cosine": {},
-                              "relative_difference": {}}
-    print(f"one real batch ({describe(cfg32)}, sam pos_neg), same weights; loss, then gradient cosine vs fp32:")
+                              "relative_difference": {}, "runs": ran}
+    print(f"one real batch ({describe(cfg32, device)}), same weights; loss, then gradient cosine vs fp32; "
+          f"what ran: {ran}")
     print(f"  {'term':15s}" + "".join(f"{name:>22s}" for name in variants))
     for term in l32:
         cells = []
@@ -328,8 +341,9 @@ def search_trial(args: argparse.Namespace, root: str) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> list[str]:
-    """Throughput rows with their ratio to the fp32 step of the same network, then the checks."""
-    rows = [("measurement", "images/s", "ms/iter", "peak MiB", "ratio")]
+    """Throughput rows with their ratio to the fp32 step of the same network and what each really ran (a
+    bf16 row on a CPU ran fp32), then the checks."""
+    rows = [("measurement", "images/s", "ms/iter", "peak MiB", "ratio", "ran")]
     retrain, search = results.get("retrain_on_device", {}), results.get("search_on_device", {})
     loader = results.get("through_loader", {})
 
@@ -338,20 +352,21 @@ def table(results: dict[str, Any]) -> list[str]:
             return
         ratio = r["images_per_s"] / base["images_per_s"] if base and "images_per_s" in base else None
         rows.append((label, fmt(r["images_per_s"]), fmt(r["ms_per_iter"], 1), fmt(r.get("peak_mib")),
-                     "-" if ratio is None else f"x{ratio:.2f} of {base_name}"))
+                     "-" if ratio is None else f"x{ratio:.2f} of {base_name}", r.get("runs", "-")))
 
     for name in RETRAIN_VARIANTS:
         row(f"retrain {name} (on device)", retrain.get(name), retrain.get("fp32"), "fp32")
-    # Loader rows against the on-device trial default: below x1.00 the loader, not the GPU, sets the pace.
-    row(f"retrain bf16+cl via loader ({loader.get('train_step', {}).get('workers')} w)", loader.get("train_step"),
-        retrain.get("bf16+cl"), "bf16+cl")
+    # Loader rows against the same step on device data: below x1.00 the loader, not the device, sets the pace.
+    step = loader.get("train_step", {})
+    variant = step.get("variant", "fp32")
+    row(f"retrain {variant} via loader ({step.get('workers')} w)", step, retrain.get(variant), variant)
     for workers, r in loader.get("loader_only", {}).items():
-        row(f"loader only ({workers} workers)", r, retrain.get("bf16+cl"), "bf16+cl")
+        row(f"loader only ({workers} workers)", r, retrain.get(variant), variant)
     for name in SEARCH_VARIANTS:
         row(f"search {name} (on device)", search.get(name), search.get("fp32"), "fp32")
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i in (0, 5) else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip() for r in rows]
     checks = []
     if "precision" in results:
         p = results["precision"]

@@ -75,6 +75,24 @@ class DeviceBatches:
         return iter([(self.inputs, self.pids)] * self.n)
 
 
+def runs(cfg, device: torch.device) -> str:
+    """What a trial config really runs on `device`, as the trials decide it: bf16 autocast and channels_last
+    only on CUDA (`trials.runtime.device.autocast`, `run_retrain`), CUDA graphs only for inductor on CUDA
+    (`compiled`). A row named bf16 that ran fp32 says so."""
+    cuda = device.type == "cuda"
+    parts = ["bf16 autocast" if cfg.amp and cuda else "fp32"]
+    if cfg.amp and not cuda:
+        parts[0] += " (amp asked: autocast is CUDA-only)"
+    if cfg.channels_last and cuda:
+        parts.append("channels_last")
+    if cfg.compile:
+        graphs = ", CUDA graphs" if cuda and cfg.compile_backend == "inductor" else ""
+        parts.append(f"compiled ({cfg.compile_backend}{graphs})")
+    if cfg.sam_mode != "none":
+        parts.append(f"SAM {cfg.sam_mode}")
+    return ", ".join(parts)
+
+
 def fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 

@@ -32,6 +32,9 @@ from spaces.operations import build_operation
 
 TABLE_DIR = Path(__file__).resolve().parent / "latency_tables"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# What `--check` must meet for a table to be written (the kept tables: Spearman 0.98-0.99, error 1.6-3.3 %).
+MIN_SPEARMAN = 0.7
+MAX_MEAN_ERROR = 0.10
 
 
 def time_ms(fn: Callable[[], Any], min_run_time: float = 0.2, threads: int | None = None) -> float:
@@ -229,6 +232,22 @@ def check_table(table: dict[str, Any], genotypes: Sequence[Genotype], device: to
             "predicted_ms": predicted, "genotype": [str(g) for g in genotypes]}
 
 
+def check_failures(table: dict[str, Any]) -> list[str]:
+    """Why a checked table must not be used (empty: it passed): its predictions rank the measured networks
+    below MIN_SPEARMAN, miss them by more than MAX_MEAN_ERROR on average, or every slot costs nothing (the
+    operations' differences were lost in the noise of a busy machine)."""
+    check, problems = table["check"], []
+    if all(cost == 0 for row in table["slot_ms"] for cost in row):
+        problems.append("every slot costs 0.00 ms: the operations' differences were lost in the machine's noise")
+    if not check["spearman"] >= MIN_SPEARMAN:
+        problems.append(f"Spearman {check['spearman']:.3f} < {MIN_SPEARMAN} (the predictions do not order the "
+                        f"{check['genotypes']} measured networks)")
+    if not check["mean_relative_error"] <= MAX_MEAN_ERROR:
+        problems.append(f"mean relative error {check['mean_relative_error']:.1%} > {MAX_MEAN_ERROR:.0%} after the "
+                        f"machine's drift (x{check['drift']:.2f}), {check['raw_mean_relative_error']:.1%} before")
+    return problems
+
+
 def check_genotypes(count: int, seed: int = 0) -> list[Genotype]:
     """Genotypes spread over the latency range, none of them a calibration point: genotype i puts
     cross_att in each slot with probability i / (count - 1), else one of the other three at random."""
@@ -250,6 +269,20 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     ra, rb = ranks(a).double(), ranks(b).double()
     ra, rb = ra - ra.mean(), rb - rb.mean()
     return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp_min(1e-12))
+
+
+def refused(table: dict[str, Any], out: Path) -> bool:
+    """A checked table that fails `check_failures` is not written: say why, with its figures and what to do."""
+    problems = check_failures(table)
+    if problems:
+        c = table["check"]
+        slots = "  ".join(f"{op} {sum(r[i] for r in table['slot_ms']):.2f}" for i, op in enumerate(OPERATIONS))
+        print(f"error: {table['key']}: the check on {c['genotypes']} genotypes failed, so {out} was not written: "
+              f"{'; '.join(problems)}. Figures: fixed {table['fixed_ms']:.2f} ms, sum over the 12 slots {slots} ms; "
+              f"measured {min(c['measured_ms']):.2f}-{max(c['measured_ms']):.2f} ms, predicted "
+              f"{min(c['predicted_ms']):.2f}-{max(c['predicted_ms']):.2f} ms. Measure on an idle machine (nothing "
+              "else running), and with more --rounds (100 made the kept tables).", file=sys.stderr)
+    return bool(problems)
 
 
 def _network(genotype: Genotype, device: torch.device, dtype: torch.dtype) -> nn.Module:
@@ -280,10 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    from trials.runtime.device import configure_backends  # the trials' settings: cuDNN autotuning on CUDA
+
+    configure_backends(device)
     table = measure_table(device, args.batch, args.height, args.width, args.dtype, args.min_run_time,
                           args.rounds)
+    table["cudnn_benchmark"] = torch.backends.cudnn.benchmark if device.type == "cuda" else None
     if args.check:
         table["check"] = check_table(table, check_genotypes(args.check), device, args.rounds)
+        if refused(table, args.out):
+            return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table, indent=1) + "\n")
     ops = "  ".join(f"{op} {sum(r[i] for r in table['slot_ms']):.2f}" for i, op in enumerate(OPERATIONS))

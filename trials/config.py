@@ -91,6 +91,9 @@ class TrialConfig:
     eval_interval: int = 10
     test_interval: int = 0  # >0: also evaluate the test splits every N epochs (logged, never selected on)
     rerank: bool = False
+    # device memory evaluation may use beyond the features: distances are computed in row chunks that fit and
+    # gathered in host memory (MSMT17's test distances are 3.8 GB; a GPU shared by packed trials has no room)
+    eval_memory_gib: float = 2.0
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -271,7 +274,7 @@ def _validate(c: TrialConfig) -> None:
     need(c.iters_per_epoch is None or c.iters_per_epoch >= 1, "iters_per_epoch", "an integer >= 1")
     need(0.0 <= c.val_fraction < 0.9, "val_fraction", "a fraction in [0, 0.9)")
     need(c.vehicleid_test_size in (800, 1600, 2400), "vehicleid_test_size", "800, 1600 or 2400")
-    for name in ("lr", "arch_lr", "memory_temperature"):
+    for name in ("lr", "arch_lr", "memory_temperature", "eval_memory_gib"):
         need(getattr(c, name) > 0, name, "a positive number")
     kept = ", ".join(sorted(p.stem for p in LATENCY_TABLES.glob("*.json")))
     # unset: a kept table chosen by the dataset's kind, which reading a list folder's kind would import torch for

@@ -22,7 +22,7 @@ from trials.config import TrialConfig
 from trials.data.batches import training_batches
 from trials.data.splits import load_splits
 from trials.evaluation.network_views import draw_network_views
-from trials.evaluation.scoring import refresh_validation, score_tests
+from trials.evaluation.scoring import check_test_rerank, refresh_validation, score_tests
 from trials.losses import reid_head_loss
 from trials.runtime.checkpoint import read_state, write_state
 from trials.runtime.device import autocast, compiled
@@ -39,6 +39,7 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
     cfg, session, device, workers = start_trial("retrain", config, session)
 
     splits = load_splits(cfg)
+    check_test_rerank(splits, cfg)  # a re-ranking that cannot fit fails now, not after training
     genotype = resolve_retrain_genotype(cfg.genotype, cfg.seed)
     model = spaces.build_msinet(genotype, splits.num_classes, sam_mode=cfg.sam_mode, vehicle=cfg.vehicle)
     cost = spaces.model_cost(model, (3, *cfg.image_size))
@@ -83,11 +84,11 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
         last_epoch = epoch + 1 == cfg.epochs
         last_val = refresh_validation(model, splits, cfg, device, workers, epoch + 1, last_val)
         metrics.update(last_val)  # carried between evaluations so schedulers always see the metric
+        features: dict = {}  # the last epoch's test features: scored, then drawn from (extracted once)
         if last_epoch or (cfg.test_interval and (epoch + 1) % cfg.test_interval == 0):
-            metrics.update(score_tests(model, splits, cfg, device, workers))
+            metrics.update(score_tests(model, splits, cfg, device, workers, features))
         if last_epoch:  # a short separate step once training is over: measured speed beside params and MACs
-            metrics.update(measure_latency(model, cfg.image_size, device),
-                           **{"latency/measured_at": "x".join(map(str, cfg.image_size))})
+            metrics.update(measure_latency(model, cfg.image_size, device))
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
                  "last_val": last_val, "config": cfg.to_dict()}
@@ -96,7 +97,7 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
             spaces.save_checkpoint(model, Path(tmp) / "model.pt", genotype, config=cfg.to_dict())
             (Path(tmp) / "genotype.json").write_text(genotype.to_json())
             if last_epoch:  # rank_lists.png, activation_maps.png: logged to MLflow with the final artefacts
-                draw_network_views(model, splits, cfg, device, workers, Path(tmp))
+                draw_network_views(model, splits, cfg, device, workers, Path(tmp), features)
             session.report(metrics, Path(tmp))
     return metrics
 

@@ -48,7 +48,8 @@ BATCH_METRICS = 1000  # MLflow's limits per log_batch call
 BATCH_PARAMS = 100
 # Text a trial reports that runs are filtered and compared by: metric key -> run tag.
 TEXT_TAGS = {"genotype": "genotype", "latency/table": "msinet.latency_table",
-             "latency/measured_at": "msinet.latency_measured_at"}
+             "latency/measured_at": "msinet.latency_measured_at", "latency/measured_on": "msinet.latency_measured_on",
+             "latency/shared": "msinet.latency_shared"}
 ROOT_ARTEFACTS = ("genotype.json", "alpha_history.csv", "alpha_history.npy", "rank_lists.png", "activation_maps.png",
                   "rank_lists.json")
 CHECKPOINT_ARTEFACTS = ("model.pt",)

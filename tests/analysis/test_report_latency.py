@@ -45,3 +45,26 @@ def test_without_a_latency_aware_search_the_section_says_so(tmp_path):
     plain = plain[plain["kind"] == "search"]
     assert latency_section(tmp_path, plain, [])[0].startswith("No latency-aware search")
     assert latency_section(tmp_path, plain.iloc[0:0], [])[0].startswith("No latency-aware search")
+
+
+def test_only_like_is_compared_with_like(tmp_path):
+    """A measurement on a shared device, or at another size or on another device, stays in the table but is
+    neither on the measured front nor in the ranking of the table's predictions."""
+    frame = runs()
+    retrain = frame.index[frame["kind"] == "retrain"]
+    frame.loc[retrain, "tags.msinet.latency_measured_on"] = "AMD EPYC, 2 threads"
+    frame.loc[retrain, "tags.msinet.latency_shared"] = "no"
+    frame.loc[retrain[3], "tags.msinet.latency_shared"] = "yes: 1 of the node's 2 CPUs (trials beside it)"
+    frame.loc[retrain[3], "metrics.latency/b1_ms_per_image"] = 9.0  # the cheapest, but measured beside others
+    frame.loc[retrain[2], "tags.msinet.latency_measured_on"] = "NVIDIA H200"
+    _, retrained = latency_frames(frame)
+    assert retrained.loc[retrained["comparable"], "trial"].tolist() == ["retrain/1", "retrain/0"]
+    assert retrained.loc[retrained["on_front"], "trial"].tolist() == ["retrain/1", "retrain/0"]
+    lines = "\n".join(latency_section(tmp_path, frame, []))
+    assert ("against measured latency (ms per image at batch 1, 256x128 on AMD EPYC, 2 threads, no other trial "
+            "beside it; 2 measurement(s) left out: 1 on a shared device, 1 at another size or on another device)"
+            in lines)
+    assert "2 measured latencies: too few to judge" in lines
+    frame.loc[retrain, "tags.msinet.latency_shared"] = "yes: a 0.5 share of the GPU (packed trials)"
+    lines = "\n".join(latency_section(tmp_path, frame, []))
+    assert "against the table's predicted latency (every one was measured on a device other trials shared)" in lines

@@ -123,3 +123,8 @@ def test_cost_table_carries_measured_latency_and_its_front():
     assert set(table.index[table["pareto_params"]]) == {"b"}
     without = cost_table(runs.drop(columns=["metrics.latency/b1_ms_per_image"]))
     assert without["latency_ms"].isna().all() and not without["pareto_latency"].any()
+    # c measured 2.0 ms on a device another trial shared: shown, but not weighed against a and b
+    runs["tags.msinet.latency_shared"] = ["no", "no", "yes: a 0.5 share of the GPU (packed trials)"]
+    table = cost_table(runs).set_index("trial")
+    assert table.loc["c", "latency_ms"] == 2.0 and not table.loc["c", "latency_comparable"]
+    assert set(table.index[table["pareto_latency"]]) == {"a", "b"}

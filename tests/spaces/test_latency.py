@@ -32,7 +32,8 @@ def test_kept_tables_are_sound_and_were_checked_where_they_were_made(path):
     assert uniform["cross_att"] > uniform["ag"] > uniform["none"]  # what MACs cannot tell apart
     assert all(cost >= 0 for row in table["slot_ms"] for cost in row)
     check = table["check"]  # written by `python -m spaces.latency --check N` on the machine that measured it
-    assert check["genotypes"] >= 12 and check["spearman"] >= 0.7 and check["mean_relative_error"] < 0.1
+    assert check["genotypes"] >= 12 and latency.check_failures(table) == []
+    assert check["spearman"] >= 0.7 and check["mean_relative_error"] < 0.1
 
 
 def test_kept_tables_cover_persons_and_vehicles_at_the_papers_sizes():
@@ -83,6 +84,36 @@ def test_the_command_writes_a_table_and_refuses_a_missing_gpu(tmp_path):
         done = subprocess.run([sys.executable, "-m", "spaces.latency", "--device", "cuda", "--out", str(out)],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and done.stderr.startswith("error: --device cuda: no CUDA device")
+
+
+def test_a_table_whose_check_fails_is_not_written(tmp_path, capsys):
+    """On a loaded machine every slot came out 0.00 ms, Spearman 0.000, and the table was written anyway."""
+    table = {**latency.load_table("cpu-256x128-b1"), "height": 64, "width": 32}
+    table["slot_ms"] = [[0.0] * len(OPERATIONS) for _ in range(NUM_SLOTS)]
+    table["check"] = latency.check_table(table, latency.check_genotypes(4), torch.device("cpu"), rounds=2)
+    out = tmp_path / "table.json"
+    assert latency.refused(table, out) and not out.exists()
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {table['key']}: the check on 4 genotypes failed, so {out} was not written")
+    for part in ("every slot costs 0.00 ms", "Spearman 0.000 < 0.7", "measured ", "predicted ",
+                 "Measure on an idle machine", "more --rounds"):
+        assert part in error, part
+    passed = latency.load_table("cpu-256x256-b1")
+    assert not latency.refused(passed, out) and capsys.readouterr().err == ""
+    worse = {**passed, "check": {**passed["check"], "mean_relative_error": 0.4}}
+    assert latency.check_failures(worse) == ["mean relative error 40.0% > 10% after the machine's drift (x1.00), "
+                                             f"{passed['check']['raw_mean_relative_error']:.1%} before"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_table_is_measured_with_the_trials_cudnn_autotuning(tmp_path):
+    out = tmp_path / "table.json"
+    done = subprocess.run([sys.executable, "-m", "spaces.latency", "--device", "cuda", "--height", "64", "--width",
+                           "32", "--rounds", "2", "--min-run-time", "0.01", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["cudnn_benchmark"] is True  # trials turn it on (configure_backends)
 
 
 @pytest.mark.slow

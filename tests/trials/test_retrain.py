@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import spaces
+from spaces.latency import device_name
 from trials.config import make_config
 from trials.data.splits import load_splits
 from trials.evaluation.scoring import score_tests
@@ -37,6 +38,9 @@ def test_retrain_learns_far_beyond_the_untrained_network(synthetic_root, tmp_pat
         assert key in final
     assert final["genotype"] == str(spaces.resolve_genotype("msmt"))
     assert (tmp_path / "run" / "checkpoint" / "model.pt").exists()
+    # the measured latency says at what size and on what it was measured; standalone, nothing shared the device
+    assert final["latency/measured_at"] == "64x32" and final["latency/shared"] == "no"
+    assert final["latency/measured_on"] == device_name(torch.device("cpu"))
 
 
 def test_the_device_resident_data_path_trains_exactly_as_the_loader(synthetic_root, tmp_path):

@@ -59,5 +59,7 @@ def test_retrain_trainable_resumes_after_a_failure_under_tune(synthetic_root, tm
     epochs = list(result.metrics_dataframe["epoch"])
     assert epochs[-2:] == [2, 3] and epochs == sorted(set(epochs)), epochs
     assert {"val/mAP", "source/mAP", "genotype", "params"} <= set(result.metrics)
+    # one of the node's two CPUs: its latency was measured beside whatever else the node ran, and says so
+    assert result.metrics["latency/shared"] == "yes: 1 of the node's 2 CPUs (trials beside it)"
     with result.checkpoint.as_directory() as d:
         assert {"state.pt", "model.pt", "genotype.json"} <= set(os.listdir(d))

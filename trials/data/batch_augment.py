@@ -7,12 +7,13 @@ already resized to the training size: the recipe resizes first, so decoding once
 
 Every random number of an image comes from a generator seeded with that image's item seed (the one the
 loaders derive from seed, epoch and position), drawn on the CPU; only the pixel work runs on the device. So a
-batch is reproducible and a resumed trial continues exactly.
+batch is reproducible and a resumed trial continues exactly. The draws of a batch travel to the device as one
+small matrix in one copy (pinned and asynchronous on CUDA); the constants (normalisation, erasing fill, luma
+weights, pixel grids) are built on the device once; the pixel work has static shapes and no host read-back.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from trials.data.transforms import ERASING_FILL, IMAGENET_MEAN, IMAGENET_STD, crop_padding
 
 JITTER = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.3}
-_GRAY = (0.299, 0.587, 0.114)  # the luma weights torchvision's tensor ops use
+_GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's conversion to "L" (the PIL path's ColorJitter) weighs
 
 
 def draw_params(seeds: list[int], height: int, width: int, pad: int, cross_domain: bool,
@@ -62,57 +63,93 @@ def _erasing_box(g: torch.Generator, height: int, width: int, p: float = 0.5, sl
     return [0, 0, 0, 0]
 
 
+class BatchAugment:
+    """The augmentation of one trial's batches (one size, one device), with its constants kept on the device.
+
+    `draws(seeds, index)` packs a batch's random choices (and, for the resident loader, the rows to gather)
+    into one float64 matrix in host memory, pinned when the device is CUDA; `apply` runs the pixel work on
+    the device from that matrix once copied. Columns: the extra leading ones, then flip, top, left, then
+    (cross-domain) three jitter factors and their order, or (in-domain) the erasing box (top, left, h, w).
+    float64 holds every integer column exactly.
+    """
+
+    def __init__(self, height: int, width: int, device: torch.device, cross_domain: bool,
+                 erasing: str | None = "authors", padding: int | None = None):
+        # Cross-domain training erases nothing in either data path (trials.data.transforms), so any `erasing`
+        # value is accepted there; in-domain the device path draws the authors' boxes only.
+        if not cross_domain and erasing not in (None, "authors"):
+            raise ValueError(f"erasing: the device data path implements the authors' erasing only, got {erasing!r}")
+        self.height, self.width, self.device, self.cross_domain = height, width, device, cross_domain
+        self.erase = erasing is not None and not cross_domain
+        self.pad = crop_padding(height) if padding is None else padding
+        self.pinned = device.type == "cuda"
+
+        def const(values) -> torch.Tensor:
+            return torch.tensor(values, dtype=torch.float32, device=device)[None, :, None, None]
+
+        self.mean, self.std = const(IMAGENET_MEAN), const(IMAGENET_STD)
+        self.fill, self.gray = const(ERASING_FILL), const(_GRAY)
+        self.rows = torch.arange(height, device=device)
+        self.cols = torch.arange(width, device=device)
+
+    def draws(self, seeds: list[int], *leading: torch.Tensor) -> torch.Tensor:
+        """(B, K) float64 on the host: `leading` columns (e.g. gather indices), then the random choices."""
+        params = draw_params(seeds, self.height, self.width, self.pad, self.cross_domain, self.erase)
+        parts = [*(c[:, None] for c in leading), params["flip"][:, None], params["top"][:, None],
+                 params["left"][:, None]]
+        parts += [params["jitter"], params["order"]] if self.cross_domain else []
+        parts += [params["box"]] if self.erase else []
+        out = torch.empty(len(seeds), sum(p.shape[1] for p in parts), dtype=torch.float64, pin_memory=self.pinned)
+        torch.cat([p.double() for p in parts], dim=1, out=out)
+        return out
+
+    def to_device(self, draws: torch.Tensor) -> torch.Tensor:
+        """The one copy of a batch's draws (asynchronous from pinned memory on CUDA)."""
+        return draws.to(self.device, non_blocking=True)
+
+    def __call__(self, images: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        return self.apply(images, self.to_device(self.draws(seeds)))
+
+    def apply(self, images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) on the device -> normalised float32, from `draws` already on the device (its
+        last columns are the random choices; leading ones are ignored)."""
+        batch = images.shape[0]
+        width = 3 + (6 if self.cross_domain else 0) + (4 if self.erase else 0)
+        d = draws[:, draws.shape[1] - width:]
+        x = torch.where(d[:, 0, None, None, None] > 0.5, images.flip(-1), images)
+        if self.pad:
+            x = F.pad(x, (self.pad, self.pad, self.pad, self.pad))  # zeros, like T.Pad's default fill
+            rows = d[:, 1, None].long() + self.rows
+            cols = d[:, 2, None].long() + self.cols
+            x = x[torch.arange(batch, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+            x = x.permute(0, 3, 1, 2)
+        x = x.float() / 255
+        if self.cross_domain:
+            x = self._jitter(x, d[:, 3:6].float(), d[:, 6:9].long())
+        x = (x - self.mean) / self.std
+        if self.erase:
+            top, left, h, w = (d[:, 3 + i, None, None, None].long() for i in range(4))
+            ys, xs = self.rows[None, None, :, None], self.cols[None, None, None, :]
+            inside = (ys >= top) & (ys < top + h) & (xs >= left) & (xs < left + w)
+            x = torch.where(inside, self.fill, x)
+        return x.contiguous()
+
+    def _jitter(self, x: torch.Tensor, factors: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
+        """Brightness, contrast, saturation (torchvision's blend formulas), each image in its own order: at
+        step j every image blends towards its own reference, 0 (brightness), its mean grey (contrast) or its
+        grey image (saturation), so the whole batch is one expression per step."""
+        for step in range(3):
+            op = orders[:, step, None, None, None]
+            f = factors.gather(1, orders[:, step, None])[:, :, None, None]
+            gray = (x * self.gray).sum(1, keepdim=True)
+            reference = torch.where(op == 0, torch.zeros_like(gray),
+                                    torch.where(op == 1, gray.mean(dim=(2, 3), keepdim=True), gray))
+            x = (f * x + (1 - f) * reference).clamp(0, 1)
+        return x
+
+
 def augment_batch(images: torch.Tensor, seeds: list[int], cross_domain: bool, erasing: str | None = "authors",
                   padding: int | None = None) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> normalised float32 (B, 3, H, W), augmented as the training recipe does."""
-    if erasing not in (None, "authors"):
-        raise ValueError(f"erasing: the device data path implements the authors' erasing only, got {erasing!r}")
-    batch, _, height, width = images.shape
-    device = images.device
-    pad = crop_padding(height) if padding is None else padding
-    params = draw_params(seeds, height, width, pad, cross_domain, erasing is not None and not cross_domain)
-    x = images
-    flip = params["flip"].to(device)
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    if pad:
-        x = F.pad(x, (pad, pad, pad, pad))  # zeros, like T.Pad's default fill
-        rows = params["top"].to(device)[:, None] + torch.arange(height, device=device)
-        cols = params["left"].to(device)[:, None] + torch.arange(width, device=device)
-        x = x[torch.arange(batch, device=device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-        x = x.permute(0, 3, 1, 2)
-    x = x.float() / 255
-    if cross_domain:
-        x = _jitter(x, params["jitter"].to(device), params["order"])
-    mean = torch.tensor(IMAGENET_MEAN, device=device)[None, :, None, None]
-    std = torch.tensor(IMAGENET_STD, device=device)[None, :, None, None]
-    x = (x - mean) / std
-    if "box" in params:
-        box = params["box"].to(device)
-        ys = torch.arange(height, device=device)[None, :, None]
-        xs = torch.arange(width, device=device)[None, None, :]
-        top, left, h, w = (box[:, i, None, None] for i in range(4))
-        inside = (ys >= top) & (ys < top + h) & (xs >= left) & (xs < left + w)
-        fill = torch.tensor(ERASING_FILL, device=device)[None, :, None, None]
-        x = torch.where(inside[:, None], fill, x)
-    return x.contiguous()
-
-
-def _jitter(x: torch.Tensor, factors: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
-    """Brightness, contrast, saturation (torchvision's tensor formulas), each image in its own order."""
-    out = torch.empty_like(x)
-    for order in itertools.permutations(range(3)):
-        chosen = (orders == torch.tensor(order)).all(dim=1).nonzero().flatten().to(x.device)
-        if len(chosen) == 0:
-            continue
-        y = x[chosen]
-        for op in order:
-            f = factors[chosen, op][:, None, None, None]
-            gray = (y * torch.tensor(_GRAY, device=x.device)[None, :, None, None]).sum(1, keepdim=True)
-            if op == 0:
-                y = (y * f).clamp(0, 1)
-            elif op == 1:
-                y = (f * y + (1 - f) * gray.mean(dim=(2, 3), keepdim=True)).clamp(0, 1)
-            else:
-                y = (f * y + (1 - f) * gray).clamp(0, 1)
-        out[chosen] = y
-    return out
+    """uint8 (B, 3, H, W) -> normalised float32 (B, 3, H, W), augmented as the training recipe does (one call;
+    a loader keeps a `BatchAugment` instead, so its constants are built once)."""
+    return BatchAugment(images.shape[2], images.shape[3], images.device, cross_domain, erasing, padding)(images, seeds)

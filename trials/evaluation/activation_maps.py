@@ -9,11 +9,10 @@ laid over the image. Drawn on an Agg canvas (no pyplot).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 from PIL import Image
 
 from trials.data import Sample
@@ -28,6 +27,9 @@ from trials.evaluation.rank_lists import (
     grid_figure,
     show_cell,
 )
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: a bare GPU machine has none
+    from matplotlib.figure import Figure
 
 OVERLAY = 0.5  # weight of the heat map over the image
 
@@ -53,6 +55,8 @@ def activation_maps(model: torch.nn.Module, samples: Sequence[Sample], image_siz
 def overlay(cell: np.ndarray, activation: np.ndarray) -> np.ndarray:
     """The activation map (h, w), scaled to [0, 1], upsampled and laid over the picture inside the cell's
     frame (jet colours; the frame is kept)."""
+    from matplotlib import colormaps
+
     picture = cell[BORDER:-BORDER, BORDER:-BORDER].astype(float)
     height, width = picture.shape[:2]
     low, high = float(activation.min()), float(activation.max())

@@ -15,10 +15,8 @@ from typing import Any
 import torch
 
 from trials.data import ReIDDataset, Sample, vehicleid_split
-from trials.data.loaders import test_loader
 from trials.evaluation.activation_maps import activation_figure, activation_maps
-from trials.evaluation.features import extract_features
-from trials.evaluation.metrics import pairwise_distance
+from trials.evaluation.metrics import EVAL_MEMORY_BYTES, host_distance
 from trials.evaluation.rank_lists import (
     NUM_QUERIES,
     SEED,
@@ -29,20 +27,21 @@ from trials.evaluation.rank_lists import (
     ranked_queries,
     save_figure,
 )
+from trials.evaluation.scoring import split_features
 
 FILES = ("rank_lists.png", "activation_maps.png", "rank_lists.json")
 
 
 def write_network_views(model: torch.nn.Module, dataset: ReIDDataset, image_size: tuple[int, int], device,
                         out_dir: Path, top_k: int = TOP_K, num_queries: int = NUM_QUERIES, workers: int = 0,
-                        seed: int = SEED) -> dict[str, Path]:
-    """Rank `dataset`'s gallery for its queries, choose `num_queries` rows, draw both grids into `out_dir`."""
+                        seed: int = SEED, memo: dict | None = None,
+                        max_bytes: int = EVAL_MEMORY_BYTES) -> dict[str, Path]:
+    """Rank `dataset`'s gallery for its queries, choose `num_queries` rows, draw both grids into `out_dir`.
+    `memo`: features the scoring of the same network kept (`split_features`), so they are not extracted twice."""
     query, gallery = query_and_gallery(dataset)
-    loaders = [test_loader(samples, image_size, 128, workers, pin_memory=device.type == "cuda")
-               for samples in (query, gallery)]
-    (q_feats, q_pids, q_cams), (g_feats, g_pids, g_cams) = (extract_features(model, loader, device)
-                                                            for loader in loaders)
-    distmat = pairwise_distance(q_feats, g_feats).cpu().numpy()
+    (q_feats, q_pids, q_cams), (g_feats, g_pids, g_cams) = (
+        split_features(model, samples, image_size, device, workers=workers, memo=memo) for samples in (query, gallery))
+    distmat = host_distance(q_feats, g_feats, max_bytes=max_bytes)
     cameras = len({s.camid for s in (*query, *gallery)}) > 1
     aps, top = query_rankings(distmat, q_pids, g_pids, q_cams, g_cams, top_k, remove_same_camera=cameras)
     rows = ranked_queries(distmat, aps, top, choose_queries(aps, num_queries, seed))
@@ -58,13 +57,15 @@ def write_network_views(model: torch.nn.Module, dataset: ReIDDataset, image_size
     return paths
 
 
-def draw_network_views(model: torch.nn.Module, splits, cfg, device, workers: int, out_dir: Path) -> list[Path]:
+def draw_network_views(model: torch.nn.Module, splits, cfg, device, workers: int, out_dir: Path,
+                       memo: dict | None = None) -> list[Path]:
     """The retrain trial's pictures of its source test split, into the checkpoint folder it reports (MLflow
-    logs them from there); a failure is a warning on stderr, never a failed trial."""
+    logs them from there), from the features its scoring kept in `memo`; a failure is a warning on stderr,
+    never a failed trial."""
     try:
-        return list(write_network_views(model, splits.source, cfg.image_size, device, out_dir,
-                                        workers=workers).values())
-    except (ValueError, OSError, RuntimeError) as error:
+        return list(write_network_views(model, splits.source, cfg.image_size, device, out_dir, workers=workers,
+                                        memo=memo, max_bytes=int(cfg.eval_memory_gib * 2**30)).values())
+    except (ValueError, OSError, RuntimeError, ImportError) as error:  # ImportError: no matplotlib (a bare GPU node)
         print(f"warning: no rank lists or activation maps drawn: {error}", file=sys.stderr)
         return []
 

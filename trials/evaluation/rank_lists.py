@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 
 from trials.data import Sample
 from trials.data.images import read_image
 from trials.evaluation.metrics import host_array
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: a bare GPU machine has none
+    from matplotlib.figure import Figure
 
 SEED = 0  # the query draw: the same for every network and trial
 NUM_QUERIES = 6
@@ -148,6 +150,9 @@ def rank_list_figure(query: Sequence[Sample], gallery: Sequence[Sample], rows: S
 def grid_figure(rows: int, columns: int, cell: tuple[int, int]) -> Figure:
     """A figure sized for rows x columns cells of `cell` pixels, with room for three-line cell titles and a
     two-line figure title (at least 360 pixels wide, so that the title fits a narrow grid)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     height, width = cell
     pixels = (max(columns * (width + 24) + 40, 360), rows * (height + 52) + 100)
     figure = Figure(figsize=(pixels[0] / DPI, pixels[1] / DPI), dpi=DPI)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from trials.evaluation.metrics import host_array, ragged_arange
+
+BLOCK_ROWS = 512  # rows of the joint distance matrix `re_ranking` holds at once, in float64
 
 
 def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> np.ndarray:
@@ -51,8 +55,8 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_v
     width = max(k1 + 1, k2)
     row_max = np.empty(n)
     top = np.empty((n, width), dtype=np.int64)
-    for a in range(0, n, 512):
-        block = rows(a, min(a + 512, n))
+    for a in range(0, n, BLOCK_ROWS):
+        block = rows(a, min(a + BLOCK_ROWS, n))
         row_max[a : a + len(block)] = np.where(block.max(axis=1) > 0, block.max(axis=1), 1.0)  # all-zero rows
         top[a : a + len(block)] = _stable_smallest(block / row_max[a : a + len(block), None], width)
 
@@ -109,6 +113,38 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_v
         jaccard = 1.0 - min_sum / (2.0 - min_sum)  # V rows sum to 1, so sum max = 2 - sum min
         final[a:b] = (1.0 - lambda_value) * jaccard + lambda_value * q_g[a:b] / row_max[a:b, None]
     return final
+
+
+def rerank_bytes(num_query: int, num_gallery: int) -> int:
+    """Host memory `re_ranking` needs at this size: float32 query x gallery distances and result, query x
+    query and gallery x gallery distances, and a few float64 blocks of `BLOCK_ROWS` joint rows."""
+    n = num_query + num_gallery
+    return 4 * (2 * num_query * num_gallery + num_query**2 + num_gallery**2) + 3 * 8 * BLOCK_ROWS * n
+
+
+def available_memory() -> int | None:
+    """Bytes of host memory available now (Linux's MemAvailable), None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_rerank_memory(num_query: int, num_gallery: int, available: int | None = None) -> None:
+    """Refuse, before any work, a re-ranking that does not fit in host memory (`available`: default what the
+    machine has now). The gallery x gallery distances grow with the square of the gallery: MSMT17's test
+    split (11,659 x 82,161) needs about 34 GiB."""
+    need = rerank_bytes(num_query, num_gallery)
+    available = available_memory() if available is None else available
+    if available is not None and need > available:
+        raise ValueError(
+            f"rerank: re-ranking {num_query:,} queries against {num_gallery:,} gallery images needs about "
+            f"{need / 2**30:.1f} GiB of host memory (the gallery x gallery distances alone are "
+            f"{4 * num_gallery**2 / 2**30:.1f} GiB), but {available / 2**30:.1f} GiB is available here; score "
+            "without re-ranking (rerank: false, or no --rerank) or on a machine with more memory")
 
 
 def _stable_smallest(block: np.ndarray, k: int) -> np.ndarray:

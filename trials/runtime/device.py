@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import torch
 
@@ -40,22 +41,64 @@ def compiled(model: torch.nn.Module, enabled: bool, backend: str, device: torch.
     return torch.compile(model, backend=backend, mode=mode, dynamic=False)
 
 
-def loader_workers(requested: int | None) -> int:
-    """Loader processes: as asked, else the CPUs Ray gave this trial (minus the training process)."""
-    if requested is not None:
-        return requested
+def trial_cpus() -> int:
+    """The CPUs this trial may use: the CPUs Ray gave it inside a Ray worker, else the process's CPU affinity
+    (what `taskset` or a container allows), at least 1. Sizes loader processes and decoding threads, so
+    trials packed on one node do not each take every core."""
     cpus = _ray_cpus()
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, int(cpus))
+
+
+def loader_workers(requested: int | None) -> int:
+    """Loader processes: as asked, else those of `workers_for(trial_cpus())`."""
+    return requested if requested is not None else workers_for(trial_cpus())
+
+
+def workers_for(cpus: float) -> int:
+    """The loader processes a trial with `cpus` CPUs gets: one CPU stays with the training process, at most 8."""
     return max(0, min(8, int(cpus) - 1))
 
 
+def shared_device(device: torch.device) -> str:
+    """Why this trial may share `device` with other trials ("" when it has it alone, as far as Ray's
+    resources tell): a fraction of a GPU (packed trials), or on a CPU device fewer CPUs than its node has.
+    A latency measured on a shared device says more about the neighbours than about the network."""
+    resources = _ray_resources()
+    if resources is None:  # a standalone trial: nothing else of ours runs beside it
+        return ""
+    if device.type == "cuda":
+        share = resources.get("GPU", 0.0)
+        return f"a {share:g} share of the GPU (packed trials)" if share < 1 else ""
+    cpus, node = resources.get("CPU", 0.0), _ray_node_cpus()
+    return f"{cpus:g} of the node's {node:g} CPUs (trials beside it)" if node and cpus < node else ""
+
+
 def _ray_cpus() -> float | None:
+    resources = _ray_resources()
+    return None if resources is None else resources.get("CPU")
+
+
+def _ray_resources() -> dict[str, float] | None:
+    """The resources Ray gave this process (inside a Ray worker), else None."""
+    if "ray" not in sys.modules:  # a Ray worker has imported Ray already; anything else is not one
+        return None
     try:
         import ray
 
         if ray.is_initialized():
-            return ray.get_runtime_context().get_assigned_resources().get("CPU")
+            return ray.get_runtime_context().get_assigned_resources()
     except Exception:  # not inside a Ray worker
         return None
     return None
+
+
+def _ray_node_cpus() -> float | None:
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return next((n["Resources"].get("CPU") for n in ray.nodes() if n["NodeID"] == node), None)
+    except Exception:  # the cluster's view is unavailable: say nothing rather than guess
+        return None

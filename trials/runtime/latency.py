@@ -1,12 +1,17 @@
 """Measured inference latency of a network on the trial's device (MACs do not predict speed: an all-`ag`
 genotype has the MACs of an all-`none` one and is slower). torch.utils.benchmark handles CUDA
-synchronisation; the figures are medians over repeated blocks (spaces.latency.time_ms)."""
+synchronisation; the figures are medians over repeated blocks (spaces.latency.time_ms).
+
+The figures name their batch (`bN`) and come with what they were measured at and on: the input size, the
+device, and whether other trials shared it (a fraction of a GPU, part of a node's CPUs), so that only like is
+compared with like (`analysis.tables.comparable_latency`)."""
 
 from __future__ import annotations
 
 import torch
 
-from spaces.latency import time_ms
+from spaces.latency import device_name, time_ms
+from trials.runtime.device import shared_device
 
 BATCH_SIZES = (1, 64)
 
@@ -14,7 +19,8 @@ BATCH_SIZES = (1, 64)
 def measure_latency(model: torch.nn.Module, image_size: tuple[int, int], device: torch.device,
                     batch_sizes: tuple[int, ...] = BATCH_SIZES, min_run_time: float = 0.5) -> dict[str, float]:
     """`latency/bN_ms_per_image` and `latency/bN_images_per_second` for each batch size, eval mode,
-    no autograd; the model's mode is restored afterwards."""
+    no autograd (the model's mode is restored afterwards); `latency/measured_at` (HxW), `latency/measured_on`
+    (the device's name) and `latency/shared` ("no", or "yes: " and why)."""
     was_training = model.training
     model.eval()
     metrics: dict[str, float] = {}
@@ -28,4 +34,6 @@ def measure_latency(model: torch.nn.Module, image_size: tuple[int, int], device:
     finally:
         model.train(was_training)
     metrics["latency/threads"] = float(torch.get_num_threads())
-    return metrics
+    shared = shared_device(device)
+    return {**metrics, "latency/measured_at": "x".join(map(str, image_size)),
+            "latency/measured_on": device_name(device), "latency/shared": f"yes: {shared}" if shared else "no"}
