@@ -66,7 +66,7 @@ def check_data(study: Study, data_dir: Path, synthetic: bool, image_cache: Path 
     together must all be persons or all vehicles."""
     from trials.data import DatasetError, load_dataset
     from trials.data.integrity import check_dataset_images
-    from trials.data.names import dataset_kind
+    from trials.dataset_names import dataset_kind
 
     for name in sorted(datasets(study)) + [n for n in trained_names(study) if "+" in n]:
         try:

@@ -22,7 +22,6 @@ ERASINGS = ("authors", "torchvision")
 HALVING_ORDERS = ("dataset", "sorted")
 DATA_PATHS = ("loader", "resident")
 SUPERVISIONS = ("tcm", "classification")
-VEHICLE_DATASETS = ("veri", "vehicleid")
 LATENCY_TABLES = Path(__file__).resolve().parent.parent / "spaces" / "latency_tables"
 
 
@@ -106,10 +105,8 @@ class TrialConfig:
 
     @property
     def vehicle(self) -> bool:
-        """Built-in vehicle layouts; a list folder's dataset.json or a loader's `kind` (trials.data.names)."""
-        if self.dataset in VEHICLE_DATASETS:
-            return True
-        from trials.data.names import dataset_kind  # reads a list folder's dataset.json
+        """Built-in vehicle layouts; a list folder's dataset.json or a loader's `kind` (trials.dataset_names)."""
+        from trials.dataset_names import dataset_kind  # reads a list folder's dataset.json; no torch
 
         try:
             return dataset_kind(self.dataset, self.data_dir) == "vehicle"

@@ -11,10 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from trials.data.datasets import DATASETS, VEHICLEID_TEST_SIZES, DatasetError, load_dataset, summarize
+from trials.data.datasets import DATASETS, VEHICLEID_TEST_SIZES, summarize
 from trials.data.integrity import check_dataset_images
+from trials.data.registry import load_dataset
 from trials.data.synthetic import DEFAULT_IDS, DOMAINS, LAYOUTS, synthesize
-from trials.dataset_names import source_names
+from trials.dataset_names import DatasetError, source_names
 
 SPLITS = ("train", "query", "gallery")
 
