@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from spaces.genotype import NUM_SLOTS, OPERATIONS, Genotype, resolve_genotype
 from spaces.operations import build_operation
+from trials.text_files import read_json  # shared by every text file a user hands over
 
 TABLE_DIR = Path(__file__).resolve().parent / "latency_tables"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -160,10 +161,7 @@ def load_table(name: str | Path) -> dict[str, Any]:
         kept = ", ".join(sorted(p.stem for p in TABLE_DIR.glob("*.json"))) or "none"
         raise ValueError(f"latency table {str(name)!r}: no file {path}; kept tables: {kept} "
                          "(or measure one: python -m spaces.latency --device cpu --out TABLE.json)")
-    try:
-        table = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"latency table {path}: cannot be read as JSON ({error})") from None
+    table = read_json(path, "latency table")  # a ValueError naming the file and line
     slots = table.get("slot_ms") if isinstance(table, dict) else None
     if (not isinstance(slots, list) or len(slots) != NUM_SLOTS
             or any(not isinstance(r, list) or len(r) != len(OPERATIONS) for r in slots)

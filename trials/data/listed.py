@@ -53,7 +53,7 @@ def read_list_file(folder: Path, file: str) -> list[Row]:
     with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle)
         lines = _rows(reader, path)
-        header = [h.strip() for h in next(lines, [])]
+        header = [h.strip() for h in next(lines, (1, []))[1]]
         missing = [c for c in COLUMNS[:2] if c not in header]
         unknown = [c for c in header if c not in COLUMNS]
         if missing or unknown or len(set(header)) != len(header):
@@ -63,13 +63,15 @@ def read_list_file(folder: Path, file: str) -> list[Row]:
                                f"got {','.join(header)!r}")
         index = {c: header.index(c) for c in header}
         rows: list[Row] = []
-        for fields in lines:
-            where = f"{path}, line {reader.line_num}"
+        for line, fields in lines:
+            where = f"{path}, line {line}"
             if not any(f.strip() for f in fields):
                 continue
             if len(fields) != len(header):
+                runs_on = f" (the row runs on to line {reader.line_num}: a quote left open?)" \
+                    if reader.line_num > line else ""
                 raise DatasetError(f"{where}: expected {len(header)} fields ({','.join(header)}), "
-                                   f"got {len(fields)}: {','.join(fields)!r}")
+                                   f"got {len(fields)}{runs_on}: {','.join(fields)[:200]!r}")
             values = {c: fields[i].strip() for c, i in index.items()}
             for column in ("path", "pid"):
                 if not values[column]:
@@ -81,15 +83,16 @@ def read_list_file(folder: Path, file: str) -> list[Row]:
     return rows
 
 
-def _rows(reader, path: Path) -> Iterator[list[str]]:
-    """The reader's rows; a malformed one (an unclosed quote, a NUL byte) names its line."""
+def _rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line where the row starts, its fields); a row the csv module refuses names its line."""
     while True:
+        line = reader.line_num + 1
         try:
-            yield next(reader)
+            yield line, next(reader)
         except StopIteration:
             return
         except csv.Error as error:
-            raise DatasetError(f"{path}, line {reader.line_num}: not a CSV row ({error})") from None
+            raise DatasetError(f"{path}, line {line}: not a CSV row ({error})") from None
 
 
 def samples_dataset(name: str, train: Sequence[Row], query: Sequence[Row], gallery: Sequence[Row],
