@@ -27,6 +27,7 @@ from analysis.runs import (
     select_launches,
     study_experiment_id,
 )
+from trials.runtime.folders import check_output
 
 DEFAULT_METRIC, DEFAULT_MODE = "val/mAP", "max"
 TEST_PREFIXES = ("source/", "target/")
@@ -50,8 +51,8 @@ def write_report(tracking_uri: str, study: str, launch: str = "latest", out: Pat
     experiment_id = study_experiment_id(tracking_uri, study)
     launches = select_launches(load_launches(tracking_uri, study), launch)
     label = launch if launch == "all" or launches.empty else str(launches["launch"].iloc[-1] or launch)
-    out = Path(out) if out is not None else default_report_dir(study, label, tracking_uri)
-    out.mkdir(parents=True, exist_ok=True)
+    out = (check_output(out, "--out") if out is not None
+           else check_output(default_report_dir(study, label, tracking_uri), "report folder"))
     runs = load_trials(tracking_uri, launches)
     metric, mode = _objective(launches)
     board = tables.leaderboard(runs, metric, mode)

@@ -33,7 +33,7 @@ from study_plan import plan, print_plan, study_of  # noqa: E402
 from study_summary import leaderboard, print_summary  # noqa: E402
 
 from trials.config import ConfigError  # noqa: E402
-from trials.runtime.folders import folder_problem  # noqa: E402
+from trials.runtime.folders import OutputError, check_output  # noqa: E402
 
 # study_tune (Ray Tune) and the data loaders (torch) are imported where they are used, so that --list,
 # --dry-run and the checks of bad input answer at once.
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return run(launch, args)
     except (study_spec.StudyError, ConfigError, study_data.DataError, study_tracking.TrackingError,
-            LaunchError) as error:
+            LaunchError, OutputError) as error:
         return _fail(str(error))
     except KeyboardInterrupt:  # a second Ctrl-C, or one during Ray's start or shutdown
         print("\nstopped at once; python platform/launch.py --study ... --resume continues an interrupted launch",
@@ -115,7 +115,7 @@ def new_launch(args: argparse.Namespace) -> dict[str, Any]:
     synthetic = args.synthetic or (study.synthetic and args.data_dir is None)
     data_dir = (runs / "synthetic") if synthetic and args.data_dir is None else (args.data_dir or ROOT / "data")
     tracking_uri = args.tracking_uri or f"sqlite:///{runs / 'mlflow.db'}"
-    check_writable(runs, "--run-dir", create=False)
+    check_output(runs, "--run-dir", create=False)
     study_tracking.check_uri(tracking_uri)
     return {
         "study": study.to_dict(), "launch": None, "seed": args.seed, "synthetic": synthetic,  # claimed by run()
@@ -159,7 +159,7 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
     study = study_of(launch)
     study_tracking.check_reachable(launch["tracking_uri"])
     runs = args.run_dir.expanduser().resolve()
-    check_writable(runs, "--run-dir")
+    check_output(runs, "--run-dir")
     data_dir = Path(launch["data_dir"])
     if launch["synthetic"]:
         study_data.prepare_synthetic(study, data_dir, launch["seed"])
@@ -173,13 +173,6 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
         return run_locked(study, launch, args)
     finally:
         lock.release()
-
-
-def check_writable(folder: Path, flag: str, create: bool = True) -> None:
-    """A run folder we cannot write would fail minutes later, inside Ray or MLflow: say so now."""
-    problem = folder_problem(folder, create)
-    if problem:
-        raise LaunchError(f"{flag} {folder}: {problem}")
 
 
 def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace) -> int:

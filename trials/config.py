@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,17 @@ LATENCY_TABLES = Path(__file__).resolve().parent.parent / "spaces" / "latency_ta
 
 class ConfigError(ValueError):
     """A trial config value that cannot be used; the message names the field."""
+
+
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(name: Any, flag: str = "device") -> str:
+    """One set of device names for every command and config: auto (CUDA when present), cpu, cuda, cuda:N.
+    Whether the GPU is there is asked where the device is used (trials.runtime.device.resolve_device)."""
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        raise ConfigError(f"{flag} {name!r}: expected auto, cpu, cuda or cuda:N (N the index of a visible GPU)")
+    return name
 
 
 @dataclass
@@ -279,5 +291,4 @@ def _validate(c: TrialConfig) -> None:
         need(getattr(c, name) >= 0, name, "a number >= 0")
     for name in ("label_smoothing", "memory_momentum", "momentum", "warmup_factor", "lr_gamma"):
         need(0.0 <= getattr(c, name) <= 1.0, name, "a number in [0, 1]")
-    need(c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda"), "device",
-         "'auto', 'cpu' or 'cuda[:N]'")
+    check_device(c.device)

@@ -59,7 +59,7 @@ def test_bad_tables_are_named_with_what_was_expected(tmp_path):
         latency.load_table("no-such-table")
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(ValueError, match=f"{broken}: cannot be read as JSON"):
+    with pytest.raises(ValueError, match=f"{broken}, line 1: the latency table is not valid JSON"):
         latency.load_table(broken)
     short = tmp_path / "short.json"
     short.write_text(json.dumps({"fixed_ms": 1.0, "operations": list(OPERATIONS), "slot_ms": [[0, 0, 0, 0]]}))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trials.config import SAM_MODES, SCALES, SUPERVISIONS, ConfigError, make_config
-from trials.runtime.folders import folder_problem
+from trials.runtime.folders import check_output
 
 FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--dataset", {"help": "source dataset: market1501, msmt17, veri, vehicleid (default market1501)"}),
@@ -68,7 +68,7 @@ def parse_config(kind: str, argv: list[str] | None = None):
     if "data_dir" in values:
         values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
     cfg = make_config(kind, values)
-    _check_out(Path(cfg.out))
+    check_output(cfg.out, "--out")
     checkpoint = Path(cfg.out) / "checkpoint" / "state.pt"
     if checkpoint.exists() and not args.resume:
         raise ConfigError(f"--out {cfg.out} already holds a checkpoint; pass --resume to continue it, or "
@@ -76,12 +76,6 @@ def parse_config(kind: str, argv: list[str] | None = None):
     if args.resume and not checkpoint.exists():
         raise ConfigError(f"--resume: no checkpoint at {checkpoint}")
     return cfg
-
-
-def _check_out(out: Path) -> None:
-    problem = folder_problem(out)
-    if problem:
-        raise ConfigError(f"--out {out}: {problem}")
 
 
 def finished_metrics(cfg) -> dict[str, Any] | None:
