@@ -323,9 +323,11 @@ def _phase(name: str, raw: Any, where: str, scale: str, earlier: dict[str, str])
             raise StudyError(f"{where}.config.{key}: set by the platform (--scale, --data-dir, run folders), "
                              f"not by a study")
     phase.config["scale"] = scale
-    table = phase.config.get("latency_table")
-    if isinstance(table, str) and table.endswith(".json"):  # trials run in other folders: make it absolute
-        phase.config["latency_table"] = str(Path(table).expanduser().resolve())
+    for key in ("latency_table", "genotype", "pretrained"):  # trials run in other folders: files made absolute
+        value = phase.config.get(key)
+        if isinstance(value, str) and (value.endswith(".json") or key == "pretrained"
+                                       or (key == "genotype" and Path(value).expanduser().is_file())):
+            phase.config[key] = str(Path(value).expanduser().resolve())
     for key in ("dataset", "target_dataset"):  # `dataset: [a, b]` -> "a+b": trial configs stay flat
         if isinstance(phase.config.get(key), list):
             phase.config[key] = "+".join(str(v) for v in phase.config[key])

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from study_spec import Study, objectives
 
+from analysis.launch_state import HEARTBEAT_TAG, OPTUNA_TAG  # read back by analysis: the one verdict
 from trials.tracking import ensure_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,32 +43,33 @@ def credentials_env() -> dict[str, str]:
     return {name: os.environ[name] for name in CREDENTIALS if os.environ.get(name)}
 
 
-def check_uri(tracking_uri: str) -> None:
+def check_uri(tracking_uri: str, flag: str = "--tracking-uri") -> None:
     """A tracking URI MLflow 3 will accept, checked before anything starts: a SQLite file that can be
-    created, or a server; MLflow's file store (a folder) is refused with the alternatives."""
+    created, or a server; MLflow's file store (a folder) is refused with the alternatives. `flag` names where
+    the URI came from (the default one comes from --run-dir)."""
     if tracking_uri.startswith(("http://", "https://", "postgresql", "mysql", "mssql", "databricks")):
         return
     if not tracking_uri.startswith("sqlite:///"):
         kind = "a file: URI" if tracking_uri.startswith("file:") else "a plain path"
         raise TrackingError(
-            f"--tracking-uri {tracking_uri}: {kind} means MLflow's file store, which this platform does not use "
+            f"{flag} {tracking_uri}: {kind} means MLflow's file store, which this platform does not use "
             "(MLflow 3 deprecates it, and many processes cannot share it safely). Give a SQLite file, "
             "e.g. sqlite:////abs/path/mlflow.db, or a server, e.g. http://HOST:5000; or leave --tracking-uri out "
             "for runs/mlflow.db.")
     path = Path(tracking_uri[len("sqlite:///"):])
     if not path.is_absolute():
-        raise TrackingError(f"--tracking-uri {tracking_uri}: the SQLite path must be absolute (trials run in "
+        raise TrackingError(f"{flag} {tracking_uri}: the SQLite path must be absolute (trials run in "
                             f"their own folders), e.g. sqlite:///{path.resolve()}")
     if path.is_dir():
-        raise TrackingError(f"--tracking-uri {tracking_uri}: {path} is a folder; name the database file inside "
+        raise TrackingError(f"{flag} {tracking_uri}: {path} is a folder; name the database file inside "
                             f"it, e.g. sqlite:///{path / 'mlflow.db'}")
     existing = next((p for p in path.parents if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise TrackingError(f"--tracking-uri {tracking_uri}: {existing} is a file, so {path} cannot be created")
+        raise TrackingError(f"{flag} {tracking_uri}: {existing} is a file, so {path} cannot be created")
     if existing is not None and not os.access(existing, os.W_OK):
-        raise TrackingError(f"--tracking-uri {tracking_uri}: cannot create {path} ({existing} is not writable)")
+        raise TrackingError(f"{flag} {tracking_uri}: cannot create {path} ({existing} is not writable)")
     if path.exists() and not os.access(path, os.W_OK):
-        raise TrackingError(f"--tracking-uri {tracking_uri}: {path} is not writable")
+        raise TrackingError(f"{flag} {tracking_uri}: {path} is not writable")
 
 
 def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
@@ -131,7 +133,8 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
             "msinet.scale": study.scale, "msinet.metric": study.metric, "msinet.mode": study.mode,
             "msinet.objectives": ",".join(f"{m}:{mode}" for m, mode in objectives(study)),
             "msinet.test_metric_optimised": str(study.optimise_test_metric).lower(),
-            "mlflow.note.content": study.description, **code_version_tags()}
+            "mlflow.note.content": study.description, OPTUNA_TAG: plan.get("optuna_storage", ""),
+            **code_version_tags()}
     run = client.create_run(experiment_id, run_name=f"{study.name}-{launch}",
                             tags={**tags, HEARTBEAT_TAG: str(int(time.time()))})
     with tempfile.TemporaryDirectory(prefix="msinet-launch-") as tmp:
@@ -143,7 +146,6 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
     return experiment_id, run.info.run_id
 
 
-HEARTBEAT_TAG = "msinet.heartbeat"  # unix time, refreshed by a live driver: a RUNNING parent without it is dead
 def code_version_tags(root: Path = ROOT) -> dict[str, str]:
     """What code the launch ran: `mlflow.source.git.commit` (and whether the tree had uncommitted changes) in a
     git checkout; otherwise `msinet.code_digest`, a digest of the shipped Python sources and study files."""
@@ -177,19 +179,6 @@ def beat(tracking_uri: str, run_id: str) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient(tracking_uri).set_tag(run_id, HEARTBEAT_TAG, str(int(time.time())))
-
-
-def end_running_trials(tracking_uri: str, experiment_id: str, parent_run_id: str, status: str = "KILLED") -> int:
-    """Mark the launch's trial runs that are still RUNNING (their driver stopped or died) as `status`; a trial
-    that resumes later sets its run RUNNING again. Returns how many were marked."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
-                              "attributes.status = 'RUNNING'", max_results=10000)
-    for run in runs:
-        client.set_terminated(run.info.run_id, status)
-    return len(runs)
 
 
 def close_parent(tracking_uri: str, run_id: str, status: str, files: dict[str, str] | None = None) -> None:

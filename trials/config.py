@@ -284,6 +284,8 @@ def _validate(c: TrialConfig) -> None:
         need(getattr(c, name) > 0, name, "a positive number")
     kept = ", ".join(sorted(p.stem for p in LATENCY_TABLES.glob("*.json")))
     # unset: a kept table chosen by the dataset's kind, which reading a list folder's kind would import torch for
+    need(c.pretrained is None or Path(c.pretrained).expanduser().is_file(), "pretrained",
+         "an existing weights file (ours, or the authors' released layout)")
     need(c.latency_table is None or c.latency_table_path.is_file(), "latency_table",
          f"a kept table ({kept}) or an existing table .json (python -m spaces.latency --out TABLE.json measures one)")
     for name in ("weight_decay", "arch_weight_decay", "sam_ratio", "latency_weight", "triplet_margin", "test_interval",

@@ -89,6 +89,18 @@ def finished_metrics(cfg) -> dict[str, Any] | None:
     return json.loads(recorded.read_text()) if recorded.exists() else {"epoch": state["epoch"]}
 
 
+def check_before_training(cfg) -> None:
+    """What a standalone trial checks before it trains, as the launch's driver does for a study: the device is
+    there, and every image of every split it uses opens (remembered in OUT/image_check.json, so a resumed run
+    opens only new files). A broken query image must not cost the whole run."""
+    from trials.data.integrity import check_source_images
+    from trials.runtime.device import resolve_device
+
+    resolve_device(cfg.device)
+    for name in filter(None, (cfg.dataset, cfg.target_dataset)):
+        check_source_images(name, cfg.data_dir, Path(cfg.out) / "image_check.json")
+
+
 def main(kind: str, run: Callable[..., dict[str, Any]], argv: list[str] | None = None) -> None:
     from trials.runtime.session import LocalSession
 
@@ -102,6 +114,7 @@ def main(kind: str, run: Callable[..., dict[str, Any]], argv: list[str] | None =
                   f"in {Path(cfg.out, 'metrics.json')}", file=sys.stderr)
             print(json.dumps({k: v for k, v in done.items() if not isinstance(v, list | dict)}), flush=True)
             return
+        check_before_training(cfg)
         session = LocalSession(cfg.out)
         metrics = run(cfg, session)
     except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as error:
