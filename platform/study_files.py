@@ -6,6 +6,7 @@ study_data.) A bad file would otherwise fail every trial the same way, on a work
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from study_spec import Study
@@ -42,7 +43,21 @@ def check_files(study: Study) -> None:
         try:
             checks[key](value)
         except ValueError as error:
-            raise FileError(f"{study.path}: {where}: {error}") from None
+            raise FileError(f"{given_by(study, where, key, value)}: {error}") from None
+
+
+def given_by(study: Study, where: str, key: str, value: Any) -> str:
+    """Where the user gave the value: the `--set` pair when one set it, else the study file and field."""
+    for name, given in study.overrides.items():
+        values = given if isinstance(given, list) else [given]
+        if name.split(".")[-1] == key and any(_same(v, value) for v in values):
+            return f"--set {name}={given}"
+    return f"{study.path}: {where}"
+
+
+def _same(given: Any, value: Any) -> bool:
+    """The value as given, or as the study made it (file paths made absolute)."""
+    return str(given) == str(value) or str(Path(str(given)).expanduser().resolve()) == str(value)
 
 
 def _table(value: Any) -> None:

@@ -44,17 +44,17 @@ def _problem(study: str, *pairs: str) -> str:
     ("retrain.config.pretrained={text.pt}", "pretrained {text.pt}: not a weights file to start from"),
     ("retrain.config.pretrained={empty.pt}", "pretrained {empty.pt}: not a weights file to start from"),
 ])
-def test_each_bad_file_is_named_with_phase_and_field(files, pair, expected):
+def test_each_bad_file_given_with_set_is_named_by_its_set_pair(files, pair, expected):
     for name, path in files.items():
         pair, expected = pair.replace("{" + name + "}", str(path)), expected.replace("{" + name + "}", str(path))
     key = pair.split("=")[0].split(".")[-1]
     message = _problem("in_domain", pair)
-    assert expected in message and f".config.{key}:" in message, message
+    assert expected in message and message.startswith(f"--set {pair}: "), message
 
 
 def test_grid_values_are_read_too(files):
     message = _problem("in_domain", f"retrain.grid.genotype=[msmt, {files['eleven.json']}]")
-    assert "phases.retrain.grid.genotype" in message and str(files["eleven.json"]) in message
+    assert message.startswith("--set retrain.grid.genotype=") and str(files["eleven.json"]) in message
 
 
 def test_good_files_pass(tmp_path):
@@ -70,4 +70,14 @@ def test_dry_run_refuses_a_malformed_table_before_any_trial(files, tmp_path):
                            f"latency_table={files['short.json']}"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("error:") and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.count("error:") == 1 and "config.latency_table" in done.stderr
+    assert done.stderr.count("error:") == 1 and "--set latency_table=" in done.stderr
+
+
+def test_a_file_named_in_the_study_file_is_named_with_phase_and_field(files, tmp_path):
+    study = tmp_path / "own.yaml"
+    study.write_text("description: a study naming a table\nphases:\n  search:\n    kind: search\n"
+                     f"    config: {{latency_table: {files['short.json']}}}\n")
+    with pytest.raises(study_files.FileError) as caught:
+        study_files.check_files(load_study(str(study), "smoke"))
+    message = str(caught.value)
+    assert message.startswith(f"{study}: phases.search.config.latency_table: ") and str(files["short.json"]) in message

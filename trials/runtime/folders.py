@@ -18,7 +18,8 @@ def folder_problem(folder: Path, create: bool = True) -> str | None:
     and removed in it; without (a dry run) only what can be seen without writing is checked: a file in the
     way, or a nearest existing folder this user cannot write into."""
     folder = Path(folder).expanduser()
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    # os.path.exists: a folder this user may not even look into reads as absent, its parent is then judged
+    existing = next((p for p in (folder, *folder.parents) if os.path.exists(p)), None)
     if existing is not None and not existing.is_dir():
         return f"{existing} is a file, not a folder; give a folder path"
     if not create:
@@ -39,9 +40,9 @@ def file_problem(path: Path, create: bool = True) -> str | None:
     """What is wrong with `path` as an output file, or None: a folder there, a file that cannot be replaced,
     or a parent folder that cannot hold it (made, with `create`)."""
     path = Path(path).expanduser()
-    if path.is_dir():
+    if os.path.isdir(path):
         return f"{path} is a folder; give a file name"
-    if path.exists() and not os.access(path, os.W_OK):
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         return f"{path} exists and cannot be written; give another file name"
     problem = folder_problem(path.parent, create)
     return f"its folder cannot hold it: {problem}" if problem else None
