@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.commands import error_of
 from trials.config import ConfigError, check_device
 from trials.runtime.folders import OutputError, check_output
 
@@ -26,17 +27,6 @@ def _error(done: subprocess.CompletedProcess) -> str:
 
 def _run(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
-def _main(main, argv: list[str], capsys) -> str:
-    """A command's main() in this process: its one error paragraph."""
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error:") and "Traceback" not in err and err.count("error:") == 1, err
-    return err
 
 
 # ---------------------------------------------------------------------------------------------- outputs
@@ -71,7 +61,7 @@ def test_export_checks_out_before_reading_the_weights(tmp_path, a_file, capsys):
     from trials.export import main
 
     for out in _outputs(tmp_path, a_file):
-        err = _main(main, ["--weights", str(tmp_path / "no-such-model.pt"), "--format", "onnx", "--out", str(out)],
+        err = error_of(main, ["--weights", str(tmp_path / "no-such-model.pt"), "--format", "onnx", "--out", str(out)],
                     capsys)
         assert f"--out {out}:" in err and "no-such-model" not in err
 
@@ -81,11 +71,11 @@ def test_extract_checks_its_file_and_device_before_reading_anything(tmp_path, a_
 
     (tmp_path / "folder.npz").mkdir()
     for out in [tmp_path / "folder.npz", a_file / "f.npz", UNWRITABLE / "f.npz"]:
-        err = _main(main, ["--weights", str(tmp_path / "no.pt"), "--images", str(tmp_path / "nothing"), "--out",
+        err = error_of(main, ["--weights", str(tmp_path / "no.pt"), "--images", str(tmp_path / "nothing"), "--out",
                            str(out)], capsys)
         assert f"--out {out}:" in err and "no.pt" not in err and "nothing" not in err
     for device in ("tpu", "cuda:x", MISSING_GPU):
-        err = _main(main, ["--weights", str(tmp_path / "no.pt"), "--images", str(tmp_path), "--out",
+        err = error_of(main, ["--weights", str(tmp_path / "no.pt"), "--images", str(tmp_path), "--out",
                            str(tmp_path / "f.npz"), "--device", device], capsys)
         assert f"--device {device!r}:" in err
 
@@ -94,7 +84,7 @@ def test_analysis_report_checks_out_before_reading_the_store(tmp_path, a_file, c
     from analysis.__main__ import main
 
     for out in _outputs(tmp_path, a_file):
-        err = _main(main, ["report", "--study", "nope", "--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--out",
+        err = error_of(main, ["report", "--study", "nope", "--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--out",
                            str(out)], capsys)
         assert f"--out {out}:" in err and "nope" not in err
     assert not (tmp_path / "none.db").exists()
@@ -104,10 +94,10 @@ def test_spaces_latency_checks_out_and_device_before_measuring(tmp_path, a_file,
     from spaces.latency import main
 
     for out in [tmp_path, a_file / "t.json", UNWRITABLE / "t.json"]:
-        err = _main(main, ["--device", "cpu", "--out", str(out)], capsys)
+        err = error_of(main, ["--device", "cpu", "--out", str(out)], capsys)
         assert f"--out {out}:" in err
     for device in ("tpu", "cuda:", "CPU", MISSING_GPU):
-        err = _main(main, ["--device", device, "--out", str(tmp_path / "t.json")], capsys)
+        err = error_of(main, ["--device", device, "--out", str(tmp_path / "t.json")], capsys)
         assert f"--device {device!r}:" in err
     assert not (tmp_path / "t.json").exists()
 
@@ -142,8 +132,8 @@ def test_trials_and_evaluate_refuse_the_same_devices(device, tmp_path, capsys):
     from trials.runtime.cli import main as trial
     from trials.search import run_search
 
-    err = _main(evaluate, ["--dataset", "market1501", "--data-dir", str(tmp_path), "--device", device], capsys)
+    err = error_of(evaluate, ["--dataset", "market1501", "--data-dir", str(tmp_path), "--device", device], capsys)
     assert f"device {device!r}:" in err
-    err = _main(lambda argv: trial("search", run_search, argv),
+    err = error_of(lambda argv: trial("search", run_search, argv),
                 ["--data-dir", str(tmp_path), "--device", device, "--out", str(tmp_path / "out")], capsys)
     assert f"device {device!r}:" in err

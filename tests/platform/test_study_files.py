@@ -47,7 +47,6 @@ def _problem(study: str, *pairs: str) -> str:
 def test_each_bad_file_given_with_set_is_named_by_its_set_pair(files, pair, expected):
     for name, path in files.items():
         pair, expected = pair.replace("{" + name + "}", str(path)), expected.replace("{" + name + "}", str(path))
-    key = pair.split("=")[0].split(".")[-1]
     message = _problem("in_domain", pair)
     assert expected in message and message.startswith(f"--set {pair}: "), message
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.commands import error_of
 from trials.data import synthesize
 from trials.text_files import TextFileError, read_json, read_text
 
@@ -36,18 +37,6 @@ def data(tmp_path_factory) -> Path:
     for layout in ("msmt17", "vehicleid", "list"):
         synthesize(layout, root, ids=4, seed=0)
     return root
-
-
-def _main(main, argv: list[str], capsys) -> str:
-    """Run a command's main() in this process; its one error paragraph (exit status 2)."""
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("error:") and "Traceback" not in err and err.count("error:") == 1, err
-    return err
 
 
 def _corrupt(path: Path, line: int, payload: bytes) -> None:
@@ -78,7 +67,7 @@ def test_dataset_files_name_file_and_line(data, tmp_path, capsys, file, name, li
     if not target.exists():
         target.write_text("{}\n")
     _corrupt(target, line, payload)
-    err = _main(main, ["summary", "--dataset", name, "--data-dir", str(copy), "--no-image-check"], capsys)
+    err = error_of(main, ["summary", "--dataset", name, "--data-dir", str(copy), "--no-image-check"], capsys)
     assert f"{target}, {expected}" in err
 
 
@@ -92,7 +81,7 @@ def test_genotype_files_name_file_and_line(tmp_path, capsys, payload, expected):
 
     genotype = tmp_path / "genotype.json"
     genotype.write_bytes(payload)
-    err = _main(main, ["--dataset", "market1501", "--data-dir", str(tmp_path), "--genotype", str(genotype)], capsys)
+    err = error_of(main, ["--dataset", "market1501", "--data-dir", str(tmp_path), "--genotype", str(genotype)], capsys)
     assert f"{genotype}" in err and expected in err
 
 
@@ -101,7 +90,7 @@ def test_a_latency_table_names_file_and_line(synthetic_root, tmp_path, capsys):
 
     table = tmp_path / "table.json"
     table.write_bytes(b'{"fixed_ms": 1.0,\n "slot_ms": [' + LATIN1 + b"]}\n")
-    err = _main(lambda argv: main("search", __import__("trials.search").search.run_search, argv),
+    err = error_of(lambda argv: main("search", __import__("trials.search").search.run_search, argv),
                 ["--scale", "smoke", "--data-dir", str(synthetic_root), "--epochs", "1", "--out", str(tmp_path / "out"),
                  "--set", f"latency_table={table}"], capsys)
     assert f"{table}, line 2: the latency table is not UTF-8" in err
@@ -112,7 +101,7 @@ def test_an_image_list_names_file_and_line(tmp_path, capsys):
 
     listing = tmp_path / "images.txt"
     listing.write_bytes(b"# images\n" + LATIN1 + b".jpg\n")
-    err = _main(main, ["--weights", str(tmp_path / "model.pt"), "--images", str(listing), "--out",
+    err = error_of(main, ["--weights", str(tmp_path / "model.pt"), "--images", str(listing), "--out",
                        str(tmp_path / "f.npz")], capsys)
     assert f"{listing}, line 2: the image list is not UTF-8" in err
 
