@@ -82,7 +82,7 @@ def test_the_command_writes_a_table_and_refuses_a_missing_gpu(tmp_path):
     if not torch.cuda.is_available():
         done = subprocess.run([sys.executable, "-m", "spaces.latency", "--device", "cuda", "--out", str(out)],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 2 and done.stderr.startswith("error: --device cuda: no CUDA device")
+        assert done.returncode == 2 and done.stderr.startswith("error: --device 'cuda': CUDA is not available")
 
 
 @pytest.mark.slow
