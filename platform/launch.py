@@ -205,14 +205,14 @@ def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
         ray.shutdown()
 
 
-def settle(study: study_spec.Study, launch: dict[str, Any], status: str = "KILLED", parent: str | None = None) -> None:
+def settle(study: study_spec.Study, launch: dict[str, Any], status: str = "KILLED") -> None:
     """A stopped driver's trials are not running any more: their runs `status`, their Optuna trials FAIL
     (analysis.launch_state, the one verdict readers apply too); resumed trials reopen their runs and get new
     Optuna trials."""
     from analysis.launch_state import settle as settle_stores
 
     settle_stores(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"], launch["optuna_storage"],
-                  f"{study.name}-{launch['launch']}-", status, parent)
+                  f"{study.name}-{launch['launch']}-", status)
 
 
 def check_resources(study: study_spec.Study, local: bool) -> None:

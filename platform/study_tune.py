@@ -181,7 +181,8 @@ class Progress(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         repeats = failure_kind(study_retries.last_error(trial))
         why = f"{repeats}, not retried" if repeats else "retries used up" if trial.max_failures else "no retries"
-        self._say(f"FAILED {trial.trial_id} ({why}): {trial_error(trial)} (traceback: {trial.error_file})")
+        what = trial_error(trial).removeprefix(f"{repeats}: ")
+        self._say(f"FAILED {trial.trial_id} ({why}): {what} (traceback: {trial.error_file})")
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self._say(f"retrying {trial.trial_id} from its last checkpoint after: {trial_error(trial)} "

@@ -137,3 +137,14 @@ def test_trials_and_evaluate_refuse_the_same_devices(device, tmp_path, capsys):
     err = error_of(lambda argv: trial("search", run_search, argv),
                 ["--data-dir", str(tmp_path), "--device", device, "--out", str(tmp_path / "out")], capsys)
     assert f"device {device!r}:" in err
+
+
+def test_trials_data_checks_where_it_writes(tmp_path, a_file, capsys):
+    from trials.data.__main__ import main
+
+    for out in _outputs(tmp_path, a_file):
+        err = error_of(main, ["synthesize", "--layout", "market1501", "--out", str(out)], capsys)
+        assert f"--out {out}:" in err
+    err = error_of(main, ["summary", "--dataset", "market1501", "--data-dir", str(tmp_path), "--image-cache",
+                          str(tmp_path)], capsys)
+    assert f"--image-cache {tmp_path}: {tmp_path} is a folder" in err

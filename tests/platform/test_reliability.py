@@ -236,8 +236,8 @@ def test_a_diverging_study_fails_each_trial_once_with_one_line_and_keeps_the_tra
                           timeout=600)
     assert done.returncode == 1, done.stderr[-3000:]  # every trial failed
     failed = [line for line in done.stderr.splitlines() if "FAILED" in line]
-    assert len(failed) == 2 and all("(divergence, not retried): divergence: the weights became" in line
-                                    or "(divergence, not retried): divergence: loss" in line for line in failed), failed
+    assert len(failed) == 2 and all("(divergence, not retried): the weights became" in line
+                                    or "(divergence, not retried): loss" in line for line in failed), failed
     assert "retrying" not in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
     errors = [e.read_text() for e in (run_dir / "tune").rglob("error.txt")]
     assert len(errors) == 2, errors
