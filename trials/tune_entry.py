@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trials.config import make_config
+from trials.config import ConfigError, make_config
 from trials.runtime.failures import TrialFailed, failure_kind
 from trials.runtime.session import TuneSession
 from trials.tracking import MLflowHook
@@ -23,7 +23,10 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     from ray import tune
 
     kind = context["kind"]
-    cfg = make_config(kind, config)
+    try:
+        cfg = make_config(kind, config)
+    except ConfigError as error:  # the same values fail the same way on every attempt
+        raise TrialFailed("bad configuration", str(error)) from error
     assigned = ray.get_runtime_context().get_assigned_resources()
     cpus = assigned.get("CPU") or 1
     torch.set_num_threads(max(1, int(cpus)))  # parallel trials on one node must not fight over cores
