@@ -16,6 +16,7 @@ from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
 from analysis.registry import promote
 from analysis.report import write_report
 from analysis.runs import default_tracking_uri, load_runs_by_id, study_experiment_id
+from trials.runtime.folders import OutputError, check_output
 
 NOT_FOUND = 2
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "promote":
             return _promote(args)
         return _compare(args)
-    except LookupError as error:
+    except (LookupError, OutputError) as error:
         print(f"error: {error.args[0] if error.args else error}", file=sys.stderr)
         return NOT_FOUND
 
@@ -58,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        check_output(args.out, "--out")  # before anything is read
     path = write_report(args.tracking_uri, args.study, args.launch, args.out, log=not args.no_log)
     print(f"report: {path}")
     experiment_id = study_experiment_id(args.tracking_uri, args.study)

@@ -7,12 +7,12 @@ DataFrames) and `analysis.figures` (DataFrames -> PNGs). A section without data 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import figures, genotypes, margins, tables
+from analysis.launch_state import launch_state, settle_silent
 from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
 from analysis.report_comparisons import comparison_section
 from analysis.report_files import cell, markdown_table, save_csv, save_png
@@ -27,6 +27,7 @@ from analysis.runs import (
     select_launches,
     study_experiment_id,
 )
+from trials.runtime.folders import check_output
 
 DEFAULT_METRIC, DEFAULT_MODE = "val/mAP", "max"
 TEST_PREFIXES = ("source/", "target/")
@@ -49,9 +50,11 @@ def write_report(tracking_uri: str, study: str, launch: str = "latest", out: Pat
     """
     experiment_id = study_experiment_id(tracking_uri, study)
     launches = select_launches(load_launches(tracking_uri, study), launch)
+    if log and settle_silent(tracking_uri, launches):  # a killed driver's launch: its stores told so
+        launches = select_launches(load_launches(tracking_uri, study), launch)
     label = launch if launch == "all" or launches.empty else str(launches["launch"].iloc[-1] or launch)
-    out = Path(out) if out is not None else default_report_dir(study, label, tracking_uri)
-    out.mkdir(parents=True, exist_ok=True)
+    out = (check_output(out, "--out") if out is not None
+           else check_output(default_report_dir(study, label, tracking_uri), "report folder"))
     runs = load_trials(tracking_uri, launches)
     metric, mode = _objective(launches)
     board = tables.leaderboard(runs, metric, mode)
@@ -129,24 +132,6 @@ def _other_objectives(launches: pd.DataFrame, metric: str) -> str:
     pairs = [p.rsplit(":", 1) for p in (str(tag.iloc[-1]).split(",") if len(tag) else []) if ":" in p]
     others = [f"`{m}` ({mode})" for m, mode in pairs if m != metric]
     return f" against {', '.join(others)}: a multi-objective study (see *Accuracy vs latency*)" if others else ""
-
-
-HEARTBEAT_TAG = "tags.msinet.heartbeat"
-SILENT_AFTER_S = 300  # a live driver refreshes its heartbeat every 30 s
-
-
-def launch_state(row: pd.Series, now: float | None = None) -> str:
-    """The parent run's status; a RUNNING launch whose driver has been silent for minutes is interrupted."""
-    if row["status"] != "RUNNING":
-        return "interrupted (KILLED)" if row["status"] == "KILLED" else str(row["status"])
-    beat = pd.to_numeric(row.get(HEARTBEAT_TAG), errors="coerce")
-    if pd.isna(beat):
-        return "RUNNING"
-    silent = (now if now is not None else time.time()) - float(beat)
-    if silent > SILENT_AFTER_S:
-        return (f"**interrupted**: RUNNING in MLflow, but its driver has been silent for {silent / 60:.0f} min "
-                "(killed?); `python platform/launch.py --study ... --resume` continues it")
-    return "running (live)"
 
 
 def _trial_summary(runs: pd.DataFrame) -> str:

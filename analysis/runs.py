@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.genotypes import NUM_SLOTS, OPERATIONS, alpha_frame
+from analysis.launch_state import trials_as_seen
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ALPHA_ARTEFACT = "alpha_history.npy"
@@ -112,12 +113,13 @@ def load_runs(tracking_uri: str, study: str, launch: str = "latest") -> pd.DataF
 
 
 def load_trials(tracking_uri: str, launches: pd.DataFrame) -> pd.DataFrame:
-    """The child runs (tag `mlflow.parentRunId`) of the given launches (rows of `load_launches`)."""
+    """The child runs (tag `mlflow.parentRunId`) of the given launches (rows of `load_launches`); a RUNNING trial
+    of a launch whose driver is gone reads KILLED (analysis.launch_state: one verdict)."""
     client = _client(tracking_uri)
     runs = []
     for parent, experiment_id in zip(launches["run_id"], launches["experiment_id"], strict=True):
         runs.extend(_search(client, experiment_id, f"tags.`{PARENT_TAG}` = '{parent}'"))
-    return _frame([_run_row(run) for run in runs], RUN_COLUMNS)
+    return trials_as_seen(_frame([_run_row(run) for run in runs], RUN_COLUMNS), launches)
 
 
 def load_runs_by_id(tracking_uri: str, run_ids: Iterable[str]) -> pd.DataFrame:

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gpu_timing import checked_device  # noqa: E402, I001
+
 import spaces  # noqa: E402
 from trials.config import make_config  # noqa: E402
 from trials.retrain import retrain_losses  # noqa: E402
@@ -27,12 +29,12 @@ from trials.retrain import retrain_losses  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--height", type=int, default=128)
     p.add_argument("--noise", type=float, default=0.003, help="relative input noise of the fp32 comparison")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    device = torch.device(args.device)
+    device = checked_device(args)
     torch.manual_seed(args.seed)
     model = spaces.build_msinet("msmt", 751).to(device)
     inputs = torch.randn(32, 3, args.height, args.height // 2, device=device)

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpu_timing import (  # noqa: E402, I001
     DeviceBatches,
+    checked_device,
     environment,
     fmt,
     free,
@@ -49,7 +50,7 @@ from trials.data import synthesize  # noqa: E402
 from trials.data.loaders import BatchStream, train_loader  # noqa: E402
 from trials.data.splits import load_splits  # noqa: E402
 from trials.retrain import retrain_losses, run_retrain, train_epoch  # noqa: E402
-from trials.runtime.device import autocast, configure_backends, resolve_device  # noqa: E402
+from trials.runtime.device import autocast, configure_backends  # noqa: E402
 from trials.runtime.session import LocalSession  # noqa: E402
 from trials.search import run_search, search_epoch  # noqa: E402
 
@@ -82,7 +83,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tolerance", type=float, default=0.05, help="largest bf16-vs-fp32 relative loss gap")
     parser.add_argument("--data-dir", help="where to synthesize (reused if it already holds the same data)")
     parser.add_argument("--json", help="write every number here")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections alone (data is always made)")
     return parser.parse_args()
 
@@ -382,7 +383,7 @@ def table(results: dict[str, Any]) -> list[str]:
 
 def main() -> int:
     args = parse_args()
-    device = resolve_device(args.device)
+    device = checked_device(args, files=("json",), folders=("data_dir",))
     configure_backends(device)
     results: dict[str, Any] = {"args": vars(args), "environment": environment(device)}
     env = results["environment"]
@@ -394,7 +395,6 @@ def main() -> int:
 
     def save() -> None:
         if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
 
     def section(name: str, fn: Callable[[], Any]) -> None:

@@ -40,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_timing import environment, free, peak_mib, rates, runs, sync, timed, widen  # noqa: E402, I001
+from gpu_timing import checked_device, environment, free, peak_mib, rates, runs, sync, timed, widen  # noqa: E402, I001
 
 import spaces  # noqa: E402
 from trials.config import TrialConfig, make_config  # noqa: E402
@@ -63,7 +63,7 @@ STUDY_TRIAL_CPUS = 4  # `resources: {cpu: 4, gpu: 0.5}` of the shipped studies' 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--height", type=int, default=256, help="image height (width is half)")
     p.add_argument("--classes", type=int, default=751, help="identities of the training head")
     p.add_argument("--ids", type=int, default=60, help="synthetic identities rendered (widened to --classes)")
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker(args)
-    device = resolve_device(args.device)
+    device = checked_device(args, files=("json",), folders=("data_dir",))
     configure_backends(device)
     root = args.data_dir or tempfile.mkdtemp(prefix="msinet-throughput-")
     synthesize("market1501", root, ids=args.ids, seed=0, image_size=(args.height, args.height // 2))

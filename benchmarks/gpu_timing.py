@@ -9,13 +9,31 @@ import argparse
 import gc
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
+from trials.config import ConfigError
 from trials.data.datasets import Sample
+from trials.runtime.device import resolve_device
+from trials.runtime.folders import OutputError, check_output
+
+
+def checked_device(args: argparse.Namespace, files: tuple[str, ...] = (),
+                   folders: tuple[str, ...] = ()) -> torch.device:
+    """The benchmark's --device, and its output files and folders (argument names), checked before anything
+    is measured as every command checks them; a problem is one `error:` paragraph and exit status 2."""
+    try:
+        for name in files + folders:
+            if getattr(args, name, None):
+                check_output(getattr(args, name), f"--{name.replace('_', '-')}", file=name in files)
+        return resolve_device(args.device, "--device")
+    except (ConfigError, OutputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def sync(device: torch.device) -> None:

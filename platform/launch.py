@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -21,9 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 # Ctrl-C is ours (see Interrupt): Tune's own handler would stop without telling us that it did.
 os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+# A failed trial is one line on the terminal (study_tune.Progress); its traceback stays in its error.txt.
+os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
 sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself stays first (sys.path[0])
 
 import study_data  # noqa: E402
+import study_files  # noqa: E402
 import study_registry  # noqa: E402
 import study_select  # noqa: E402
 import study_spec  # noqa: E402
@@ -33,7 +37,7 @@ from study_plan import plan, print_plan, study_of  # noqa: E402
 from study_summary import leaderboard, print_summary  # noqa: E402
 
 from trials.config import ConfigError  # noqa: E402
-from trials.runtime.folders import folder_problem  # noqa: E402
+from trials.runtime.folders import OutputError, check_output  # noqa: E402
 
 # study_tune (Ray Tune) and the data loaders (torch) are imported where they are used, so that --list,
 # --dry-run and the checks of bad input answer at once.
@@ -70,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=_positive, help="trials per phase (overrides the study)")
     p.add_argument("--max-concurrent", type=_positive, help="trials running at once per phase")
     p.add_argument("--gpus-per-trial", type=_fraction, help="GPUs per trial, fractions allowed (e.g. 0.25)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the trials and of Optuna's TPE sampler")
+    p.add_argument("--seed", type=_integer, default=0, help="seed of the trials and of Optuna's TPE sampler")
     p.add_argument("--resume", nargs="?", const="latest", metavar="LAUNCH",
                    help="continue an interrupted launch of --study (default: its latest)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -92,12 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("give --study NAME (python platform/launch.py --list shows them)")
     try:
         launch = resume_launch(args) if args.resume else new_launch(args)
+        study_files.check_files(study_of(launch))  # tables, genotypes, weights: as the trials will read them
         if args.dry_run:
             print_plan(launch)
             return 0
         return run(launch, args)
-    except (study_spec.StudyError, ConfigError, study_data.DataError, study_tracking.TrackingError,
-            LaunchError) as error:
+    except (study_spec.StudyError, ConfigError, study_data.DataError, study_files.FileError,
+            study_tracking.TrackingError, LaunchError, OutputError) as error:
         return _fail(str(error))
     except KeyboardInterrupt:  # a second Ctrl-C, or one during Ray's start or shutdown
         print("\nstopped at once; python platform/launch.py --study ... --resume continues an interrupted launch",
@@ -118,13 +123,16 @@ def new_launch(args: argparse.Namespace) -> dict[str, Any]:
     synthetic = args.synthetic or (study.synthetic and args.data_dir is None)
     data_dir = (runs / "synthetic") if synthetic and args.data_dir is None else (args.data_dir or ROOT / "data")
     tracking_uri = args.tracking_uri or f"sqlite:///{runs / 'mlflow.db'}"
-    check_writable(runs, "--run-dir", create=False)
-    study_tracking.check_uri(tracking_uri)
+    check_output(runs, "--run-dir", create=False)
+    study_tracking.check_uri(tracking_uri, "--tracking-uri" if args.tracking_uri else
+                             f"--run-dir {runs}: its default tracking URI")
     if args.optuna_storage:
         study_tracking.check_uri(args.optuna_storage, "--optuna-storage")
+    data_dir = Path(data_dir).expanduser().resolve()
+    study_data.check_kinds(study, data_dir, args.data_dir is not None)
     return {
         "study": study.to_dict(), "launch": None, "seed": args.seed, "synthetic": synthetic,  # claimed by run()
-        "data_dir": str(Path(data_dir).expanduser().resolve()), "tracking_uri": tracking_uri,
+        "data_dir": str(data_dir), "data_dir_given": args.data_dir is not None, "tracking_uri": tracking_uri,
         "optuna_storage": args.optuna_storage or optuna_storage(tracking_uri, runs),
         "storage_path": storage_path(args.storage_path, runs),
         "records": str(runs / "launches" / study.name), "phases": {}, "status": "new",
@@ -170,11 +178,12 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
     study_tracking.check_reachable(launch["tracking_uri"])
     study_tracking.check_database(launch["optuna_storage"], "--optuna-storage")
     runs = args.run_dir.expanduser().resolve()
-    check_writable(runs, "--run-dir")
+    check_output(runs, "--run-dir")
     data_dir = Path(launch["data_dir"])
     if launch["synthetic"]:
         study_data.prepare_synthetic(study, data_dir, launch["seed"])
-    study_data.check_data(study, data_dir, launch["synthetic"], runs / "image_check.json")
+    study_data.check_data(study, data_dir, launch["synthetic"], runs / "image_check.json",
+                          launch.get("data_dir_given", True))
     if launch["launch"] is None:
         launch["launch"], record = claim_launch(Path(launch["records"]))
         launch["state_file"] = str(record)
@@ -184,13 +193,6 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
         return run_locked(study, launch, args)
     finally:
         lock.release()
-
-
-def check_writable(folder: Path, flag: str, create: bool = True) -> None:
-    """A run folder we cannot write would fail minutes later, inside Ray or MLflow: say so now."""
-    problem = folder_problem(folder, create)
-    if problem:
-        raise LaunchError(f"{flag} {folder}: {problem}")
 
 
 def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace) -> int:
@@ -217,13 +219,14 @@ def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
         ray.shutdown()
 
 
-def fail_running_optuna_trials(study: study_spec.Study, launch: dict[str, Any]) -> None:
-    """The Optuna trials of a stopped driver are not running any more (resumed ones get new Optuna trials)."""
-    from study_optuna import fail_running
+def settle(study: study_spec.Study, launch: dict[str, Any], status: str = "KILLED") -> None:
+    """A stopped driver's trials are not running any more: their runs `status`, their Optuna trials FAIL
+    (analysis.launch_state, the one verdict readers apply too); resumed trials reopen their runs and get new
+    Optuna trials."""
+    from analysis.launch_state import settle as settle_stores
 
-    for phase in study.phases:
-        if phase.space:
-            fail_running(launch["optuna_storage"], f"{study.name}-{launch['launch']}-{phase.name}")
+    settle_stores(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"], launch["optuna_storage"],
+                  f"{study.name}-{launch['launch']}-", status)
 
 
 def check_resources(study: study_spec.Study, local: bool) -> None:
@@ -266,8 +269,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
 
     if launch.get("parent_run_id"):
         # After a crash the runs of the trials that were running say RUNNING; they resume (and say so) below.
-        study_tracking.end_running_trials(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"])
-        fail_running_optuna_trials(study, launch)
+        settle(study, launch)
         study_tracking.reopen_parent(launch["tracking_uri"], launch["parent_run_id"])
     else:
         launch["experiment_id"], launch["parent_run_id"] = study_tracking.open_parent(
@@ -324,8 +326,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     except KeyboardInterrupt:
         launch["status"] = "interrupted"
         save(launch)
-        study_tracking.end_running_trials(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"])
-        fail_running_optuna_trials(study, launch)
+        settle(study, launch)
         study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "KILLED")
         where = "" if args.run_dir.expanduser().resolve() == RUNS else f" --run-dir {args.run_dir}"
         print(f"\ninterrupted. Continue with: python platform/launch.py --study {study.name} --resume "
@@ -334,8 +335,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     except Exception:
         launch["status"] = "failed"
         save(launch)
-        study_tracking.end_running_trials(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"],
-                                          "FAILED")
+        settle(study, launch, "FAILED")
         study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "FAILED")
         raise
 
@@ -353,17 +353,31 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    """argparse names a type function's failure by the function's name: every failure here says what it wants."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 (fractions allowed), got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 (fractions allowed), got {text!r}")
     return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def _fail(message: str) -> int:

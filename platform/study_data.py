@@ -11,6 +11,8 @@ from pathlib import Path
 
 from study_spec import Study
 
+from trials.dataset_names import LIST_PREFIX, DatasetError, dataset_kind, is_builtin, list_folder, source_names
+
 # Source datasets render as domain A, targets as domain B: a cross-domain smoke study sees a real shift.
 SYNTHETIC_IDS = {"market1501": 40, "msmt17": 40, "veri": 24, "vehicleid": 24}
 
@@ -60,23 +62,47 @@ def prepare_synthetic(study: Study, data_dir: Path, seed: int = 0) -> dict[str, 
     return counts
 
 
-def check_data(study: Study, data_dir: Path, synthetic: bool, image_cache: Path | None = None) -> None:
+def check_kinds(study: Study, data_dir: Path, data_dir_given: bool = True) -> None:
+    """Sources trained together are all persons or all vehicles: known without torch or images, so --dry-run
+    refuses a mix as the launch does."""
+    for name in [n for n in trained_names(study) if "+" in str(n)]:
+        try:
+            dataset_kind(name, data_dir)
+        except DatasetError as error:
+            raise DataError(f"data: study {study.name!r} {reads(name, data_dir, data_dir_given)}, which cannot "
+                            f"be used: {error}.") from None
+
+
+def check_data(study: Study, data_dir: Path, synthetic: bool, image_cache: Path | None = None,
+               data_dir_given: bool = True) -> None:
     """Load every dataset once (list files: every row) and open every image once (cached in `image_cache`); a
     failure becomes one paragraph naming the layout or the bad files, and the way out. Sources trained
     together must all be persons or all vehicles."""
-    from trials.data import DatasetError, load_dataset
-    from trials.data.integrity import check_dataset_images
-    from trials.data.names import dataset_kind
+    from trials.data.integrity import check_source_images  # torch: imported only when data is touched
 
-    for name in sorted(datasets(study)) + [n for n in trained_names(study) if "+" in n]:
+    check_kinds(study, data_dir, data_dir_given)
+    for name in sorted(datasets(study)):
         try:
-            if "+" in name:
-                dataset_kind(name, data_dir)
-            else:
-                check_dataset_images(load_dataset(name, data_dir), image_cache)
+            check_source_images(name, data_dir, image_cache)
         except DatasetError as error:
-            hint = "" if synthetic else (
+            hint = "" if synthetic or not is_builtin(name) else (
                 f" To run study {study.name!r} without the real data, add --synthetic: stand-in images are "
                 f"generated in the same layouts under the run folder.")
-            raise DataError(f"data: study {study.name!r} reads {name} from --data-dir {data_dir}, "
-                               f"which cannot be used: {error}.{hint}") from None
+            raise DataError(f"data: study {study.name!r} {reads(name, data_dir, data_dir_given)}, which cannot be "
+                            f"used: {error}.{hint}") from None
+
+
+def reads(name: str, data_dir: Path, data_dir_given: bool) -> str:
+    """`reads NAME from WHERE`, naming the folder the name is read from and the flag behind it, if any."""
+    parts = source_names(name)
+    if len(parts) > 1:
+        return f"trains on {name}"
+    where = f"--data-dir {data_dir}" if data_dir_given else f"the data folder {data_dir} (no --data-dir given)"
+    if name.startswith(LIST_PREFIX):
+        folder = list_folder(name, data_dir)
+        if Path(name[len(LIST_PREFIX):].strip()).expanduser().is_absolute():
+            return f"reads {name} (the folder {folder})"
+        return f"reads {name} (the folder {folder}, under {where})"
+    if not is_builtin(name):
+        return f"reads {name} (a loader written in Python, given {where})"
+    return f"reads {name} from {where}"

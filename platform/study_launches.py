@@ -104,10 +104,19 @@ def read_records(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
     return records
 
 
+def record_status(path: Path, record: dict[str, Any]) -> str:
+    """A record's status as it is: one that says running while no live driver holds its lock is interrupted
+    (the driver was killed before it could say so), the verdict analysis.launch_state gives too."""
+    status = str(record.get("status"))
+    if status == "running" and not LaunchLock(path).held_elsewhere():
+        return "interrupted"
+    return status
+
+
 def resumable(folder: Path, which: str, study: str) -> dict[str, Any]:
     """The launch --resume continues: the named one, or the latest unfinished one; refused while it runs."""
     records = read_records(folder)
-    names = ", ".join(f"{p.stem} ({r.get('status')})" for p, r in records) or "none"
+    names = ", ".join(f"{p.stem} ({record_status(p, r)})" for p, r in records) or "none"
     if which != "latest":
         chosen = [(p, r) for p, r in records if p.stem == which]
         if not chosen:

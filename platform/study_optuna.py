@@ -2,8 +2,9 @@
 
 * A trial that a scheduler (ASHA) stopped before its planned epochs is PRUNED, with its intermediate values;
   Ray tells Optuna COMPLETE with the early value, which TPE would take for a finished trial.
-* A trial whose launch was interrupted (Ctrl-C, or a driver that died) is FAIL: `fail_running` marks it so
-  when the driver stops, and again before `--resume` (a killed driver could not). The restored search still
+* A trial that failed is FAIL; Ray tells Optuna COMPLETE with the last value it reported, if any.
+* A trial whose launch was interrupted (Ctrl-C, or a driver that died) is FAIL: the driver marks it so when
+  it stops, `--resume` or the next report when it was killed (analysis.launch_state.settle). The restored search still
   holds the Optuna trial it had given the Tune trial; when that Tune trial continues, it gets a new Optuna
   trial with the same parameters, which receives its results from then on.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -52,20 +52,6 @@ def search_path(uri: str) -> str | None:
     return None
 
 
-def fail_running(storage: str, study_name: str) -> int:
-    """Mark the study's RUNNING trials FAIL (their driver stopped); returns how many. No study: 0."""
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
-        return 0
-    try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
-    except KeyError:
-        return 0
-    running = [t for t in study.get_trials(deepcopy=False) if t.state == RUNNING]
-    for trial in running:
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    return len(running)
-
-
 class PrunedAwareOptunaSearch(OptunaSearch):
     """OptunaSearch recording early-stopped trials as PRUNED and continuing interrupted ones in new trials."""
 
@@ -80,6 +66,11 @@ class PrunedAwareOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id not in self._completed_trials:
             self._live(trial_id)
+        if error and trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            # Ray tells COMPLETE with the last value a failed trial reported; it failed
+            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.FAIL)
+            self._completed_trials.add(trial_id)
+            return
         if error or not result or trial_id in self._completed_trials or result.get("epoch", 0) >= self._planned(
                 result):
             super().on_trial_complete(trial_id, result, error)

@@ -32,6 +32,7 @@ from study_fields import (
 )
 
 from trials.config import KINDS, SCALES, ConfigError, make_config, reported_metrics
+from trials.text_files import TextFileError, read_text
 
 STUDY_DIR = Path(__file__).resolve().parent / "studies"
 STUDY_KEYS = ("description", "metric", "mode", "optimise_test_metric", "default_scale", "synthetic", "phases",
@@ -178,11 +179,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.safe_load(read_text(path, "study file"))
+    except TextFileError as error:
+        raise StudyError(str(error)) from None
     except yaml.YAMLError as error:
-        raise StudyError(f"{path}: not valid YAML: {error}") from None
-    except OSError as error:
-        raise StudyError(f"{path}: cannot be read: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        what = " ".join(str(p) for p in (getattr(error, "context", None), getattr(error, "problem", None)) if p)
+        raise StudyError(f"{path}{line}: the study file is not valid YAML ({what or error})") from None
     if not isinstance(document, dict):
         raise StudyError(f"{path}: expected a mapping with keys {', '.join(STUDY_KEYS)}, got {type(document).__name__}")
     return document
@@ -319,9 +323,11 @@ def _phase(name: str, raw: Any, where: str, scale: str, earlier: dict[str, str])
             raise StudyError(f"{where}.config.{key}: set by the platform (--scale, --data-dir, run folders), "
                              f"not by a study")
     phase.config["scale"] = scale
-    table = phase.config.get("latency_table")
-    if isinstance(table, str) and table.endswith(".json"):  # trials run in other folders: make it absolute
-        phase.config["latency_table"] = str(Path(table).expanduser().resolve())
+    for key in ("latency_table", "genotype", "pretrained"):  # trials run in other folders: files made absolute
+        value = phase.config.get(key)
+        if isinstance(value, str) and (value.endswith(".json") or key == "pretrained"
+                                       or (key == "genotype" and Path(value).expanduser().is_file())):
+            phase.config[key] = str(Path(value).expanduser().resolve())
     for key in ("dataset", "target_dataset"):  # `dataset: [a, b]` -> "a+b": trial configs stay flat
         if isinstance(phase.config.get(key), list):
             phase.config[key] = "+".join(str(v) for v in phase.config[key])

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from study_spec import Study, objectives
 
+from analysis.launch_state import HEARTBEAT_TAG, OPTUNA_TAG  # read back by analysis: the one verdict
 from trials.tracking import ensure_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,8 @@ DATABASES = ("postgresql", "mysql", "mssql")  # SQLAlchemy URIs MLflow (and Optu
 def check_uri(tracking_uri: str, flag: str = "--tracking-uri") -> None:
     """A store URI MLflow 3 (or Optuna, with `flag` --optuna-storage) will accept, checked before anything
     starts: a SQLite file that can be created, a database without a password in it, or a server; MLflow's file
-    store (a folder) is refused with the alternatives."""
+    store (a folder) is refused with the alternatives. `flag` names where the URI came from (the default one
+    comes from --run-dir)."""
     if tracking_uri.startswith(DATABASES):
         check_no_password(tracking_uri, flag)
         return
@@ -192,7 +194,8 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
             "msinet.scale": study.scale, "msinet.metric": study.metric, "msinet.mode": study.mode,
             "msinet.objectives": ",".join(f"{m}:{mode}" for m, mode in objectives(study)),
             "msinet.test_metric_optimised": str(study.optimise_test_metric).lower(),
-            "mlflow.note.content": study.description, **code_version_tags()}
+            "mlflow.note.content": study.description, OPTUNA_TAG: plan.get("optuna_storage", ""),
+            **code_version_tags()}
     run = client.create_run(experiment_id, run_name=f"{study.name}-{launch}",
                             tags={**tags, HEARTBEAT_TAG: str(int(time.time()))})
     with tempfile.TemporaryDirectory(prefix="msinet-launch-") as tmp:
@@ -204,7 +207,6 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
     return experiment_id, run.info.run_id
 
 
-HEARTBEAT_TAG = "msinet.heartbeat"  # unix time, refreshed by a live driver: a RUNNING parent without it is dead
 def code_version_tags(root: Path = ROOT) -> dict[str, str]:
     """What code the launch ran: `mlflow.source.git.commit` (and whether the tree had uncommitted changes) in a
     git checkout; otherwise `msinet.code_digest`, a digest of the shipped Python sources and study files."""
@@ -238,19 +240,6 @@ def beat(tracking_uri: str, run_id: str) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient(tracking_uri).set_tag(run_id, HEARTBEAT_TAG, str(int(time.time())))
-
-
-def end_running_trials(tracking_uri: str, experiment_id: str, parent_run_id: str, status: str = "KILLED") -> int:
-    """Mark the launch's trial runs that are still RUNNING (their driver stopped or died) as `status`; a trial
-    that resumes later sets its run RUNNING again. Returns how many were marked."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
-                              "attributes.status = 'RUNNING'", max_results=10000)
-    for run in runs:
-        client.set_terminated(run.info.run_id, status)
-    return len(runs)
 
 
 def close_parent(tracking_uri: str, run_id: str, status: str, files: dict[str, str] | None = None) -> None:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import study_retries
 import study_spec
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
@@ -26,6 +27,7 @@ from study_optuna import PrunedAwareOptunaSearch, open_storage
 from study_spec import Phase, Study, sample_count, trial_values
 
 from trials.config import make_config
+from trials.runtime.failures import TrialFailed, failure_kind
 from trials.tracking import MLflowHook
 from trials.tune_entry import run_trial, trial_group, trial_run_name
 
@@ -122,6 +124,7 @@ def restore_tuner(phase: Phase, context: dict[str, Any], path: str) -> tune.Tune
 
 
 def trainable(phase: Phase, context: dict[str, Any]):
+    study_retries.install()  # a failure that repeats is never retried (platform/study_retries.py)
     resources = {"cpu": phase.resources["cpu"], "gpu": phase.resources["gpu"]}
     return tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
 
@@ -173,10 +176,14 @@ class Progress(tune.Callback):
                   f"{_format(shown)} {result.get('genotype', '')}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._say(f"FAILED {trial.trial_id}: {trial_error(trial)} (traceback: {trial.error_file})")
+        repeats = failure_kind(study_retries.last_error(trial))
+        why = f"{repeats}, not retried" if repeats else "retries used up" if trial.max_failures else "no retries"
+        what = trial_error(trial).removeprefix(f"{repeats}: ")
+        self._say(f"FAILED {trial.trial_id} ({why}): {what} (traceback: {trial.error_file})")
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        self._say(f"retrying {trial.trial_id} from its last checkpoint")
+        self._say(f"retrying {trial.trial_id} from its last checkpoint after: {trial_error(trial)} "
+                  f"(traceback: {trial.error_file})")
 
 
 def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any]) -> list[dict[str, Any]]:
@@ -196,19 +203,26 @@ def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any])
         row.update({k: metrics[k] for k in (*RESULT_KEYS, *context.get("metrics", ()))
                     if isinstance(metrics.get(k), int | float)})
         if result.error:
-            row["error"] = str(result.error).strip().splitlines()[-1][:300]
+            cause = getattr(result.error, "cause", None) or result.error
+            row["error"] = (str(cause) if isinstance(cause, TrialFailed)
+                            else str(result.error).strip().splitlines()[-1])[:300]
         rows.append(row)
     return rows
 
 
 def trial_error(trial) -> str:
-    """The last line of a failed trial's traceback (the exception itself), or why there is none."""
+    """A failure that repeats as the trial said it (`kind: message`), else the last line of the failed trial's
+    traceback (the exception itself), or why there is none."""
+    error = study_retries.last_error(trial)
+    cause = getattr(error, "cause", None) or error
+    if isinstance(cause, TrialFailed):
+        return str(cause)[:1000]
     try:
         error = trial.get_error()
     except Exception:  # noqa: BLE001 - a missing error file must not hide the failure itself
         error = None
     lines = [line for line in str(error or "").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "the trial's worker died without an error message"
+    return lines[-1].strip()[:1000] if lines else "the trial's worker died without an error message"
 
 
 class TrialRunStatus(tune.Callback):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trials.text_files import read_json  # shared by every text file a user hands over; pure Python
+
 NUM_CELLS = 6
 OPS_PER_CELL = 2
 NUM_SLOTS = NUM_CELLS * OPS_PER_CELL
@@ -114,6 +116,11 @@ class Genotype:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"genotype JSON is not valid JSON: {err}") from err
+        return cls.from_parsed(data)
+
+    @classmethod
+    def from_parsed(cls, data: Any) -> Genotype:
+        """The genotype of parsed JSON: an object (:meth:`from_dict`), a list of 12 names or compact text."""
         if isinstance(data, list):
             return cls(data)
         if isinstance(data, str):
@@ -176,6 +183,11 @@ def resolve_genotype(spec: Genotype | str | Path | Iterable[str]) -> Genotype:
 
 
 def _load_file(path: Path) -> Genotype:
+    """A genotype JSON file; an undecodable or malformed file names itself and the line."""
     if not path.is_file():
         raise ValueError(f"genotype file {str(path)!r} does not exist")
-    return Genotype.from_json(path.read_text())
+    data = read_json(path, "genotype file")
+    try:
+        return Genotype.from_parsed(data)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from spaces.genotype import NUM_SLOTS, OPERATIONS, Genotype, resolve_genotype
 from spaces.operations import build_operation
+from trials.text_files import read_json  # shared by every text file a user hands over
 
 TABLE_DIR = Path(__file__).resolve().parent / "latency_tables"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -163,10 +164,7 @@ def load_table(name: str | Path) -> dict[str, Any]:
         kept = ", ".join(sorted(p.stem for p in TABLE_DIR.glob("*.json"))) or "none"
         raise ValueError(f"latency table {str(name)!r}: no file {path}; kept tables: {kept} "
                          "(or measure one: python -m spaces.latency --device cpu --out TABLE.json)")
-    try:
-        table = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"latency table {path}: cannot be read as JSON ({error})") from None
+    table = read_json(path, "latency table")  # a ValueError naming the file and line
     slots = table.get("slot_ms") if isinstance(table, dict) else None
     if (not isinstance(slots, list) or len(slots) != NUM_SLOTS
             or any(not isinstance(r, list) or len(r) != len(OPERATIONS) for r in slots)
@@ -293,7 +291,7 @@ def _network(genotype: Genotype, device: torch.device, dtype: torch.dtype) -> nn
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m spaces.latency", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--batch", type=int, default=1, help="images per forward (default 1)")
     p.add_argument("--height", type=int, default=256, help="input height (default 256)")
     p.add_argument("--width", type=int, default=128, help="input width (default 128; vehicles: 256)")
@@ -307,12 +305,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.batch < 1 or args.height < 32 or args.width < 16:
         p.error("--batch must be >= 1, --height >= 32 and --width >= 16")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"error: --device {args.device}: no CUDA device is visible here", file=sys.stderr)
+    from trials.config import ConfigError  # the commands' shared checks of a device and an output path
+    from trials.runtime.device import resolve_device
+    from trials.runtime.folders import OutputError, check_output
+
+    try:
+        device = resolve_device(args.device, "--device")
+        check_output(args.out, "--out", file=True)
+    except (ConfigError, OutputError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
     from trials.runtime.device import configure_backends  # the trials' settings: cuDNN autotuning on CUDA
 
     configure_backends(device)
@@ -323,7 +327,6 @@ def main(argv: list[str] | None = None) -> int:
         table["check"] = check_table(table, check_genotypes(args.check), device, args.rounds)
         if refused(table, args.out):
             return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table, indent=1) + "\n")
     ops = "  ".join(f"{op} {sum(r[i] for r in table['slot_ms']):.2f}" for i, op in enumerate(OPERATIONS))
     print(f"{table['key']}: fixed {table['fixed_ms']:.2f} ms; sum over the 12 slots: {ops} ms")

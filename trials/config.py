@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,22 @@ ERASINGS = ("authors", "torchvision")
 HALVING_ORDERS = ("dataset", "sorted")
 DATA_PATHS = ("loader", "resident")
 SUPERVISIONS = ("tcm", "classification")
-VEHICLE_DATASETS = ("veri", "vehicleid")
 LATENCY_TABLES = Path(__file__).resolve().parent.parent / "spaces" / "latency_tables"
 
 
 class ConfigError(ValueError):
     """A trial config value that cannot be used; the message names the field."""
+
+
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(name: Any, flag: str = "device") -> str:
+    """One set of device names for every command and config: auto (CUDA when present), cpu, cuda, cuda:N.
+    Whether the GPU is there is asked where the device is used (trials.runtime.device.resolve_device)."""
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        raise ConfigError(f"{flag} {name!r}: expected auto, cpu, cuda or cuda:N (N the index of a visible GPU)")
+    return name
 
 
 @dataclass
@@ -109,10 +120,8 @@ class TrialConfig:
 
     @property
     def vehicle(self) -> bool:
-        """Built-in vehicle layouts; a list folder's dataset.json or a loader's `kind` (trials.data.names)."""
-        if self.dataset in VEHICLE_DATASETS:
-            return True
-        from trials.data.names import dataset_kind  # reads a list folder's dataset.json
+        """Built-in vehicle layouts; a list folder's dataset.json or a loader's `kind` (trials.dataset_names)."""
+        from trials.dataset_names import dataset_kind  # reads a list folder's dataset.json; no torch
 
         try:
             return dataset_kind(self.dataset, self.data_dir) == "vehicle"
@@ -278,6 +287,8 @@ def _validate(c: TrialConfig) -> None:
         need(getattr(c, name) > 0, name, "a positive number")
     kept = ", ".join(sorted(p.stem for p in LATENCY_TABLES.glob("*.json")))
     # unset: a kept table chosen by the dataset's kind, which reading a list folder's kind would import torch for
+    need(c.pretrained is None or Path(c.pretrained).expanduser().is_file(), "pretrained",
+         "an existing weights file (ours, or the authors' released layout)")
     need(c.latency_table is None or c.latency_table_path.is_file(), "latency_table",
          f"a kept table ({kept}) or an existing table .json (python -m spaces.latency --out TABLE.json measures one)")
     for name in ("weight_decay", "arch_weight_decay", "sam_ratio", "latency_weight", "triplet_margin", "test_interval",
@@ -285,5 +296,4 @@ def _validate(c: TrialConfig) -> None:
         need(getattr(c, name) >= 0, name, "a number >= 0")
     for name in ("label_smoothing", "memory_momentum", "momentum", "warmup_factor", "lr_gamma"):
         need(0.0 <= getattr(c, name) <= 1.0, name, "a number in [0, 1]")
-    need(c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda"), "device",
-         "'auto', 'cpu' or 'cuda[:N]'")
+    check_device(c.device)

@@ -78,7 +78,7 @@ def evaluate_weights(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--visrank {args.visrank} / --visrank-queries {args.visrank_queries}: expected K >= 1 "
                          "gallery images (0: no pictures) and N >= 1 queries")
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "--device")
     model, report = load_model(weights, args.genotype, cfg.vehicle, args.test_neck)
     if report is not None:
         print(report, file=sys.stderr)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
 
@@ -22,6 +21,7 @@ from trials.deploy.images import list_images
 from trials.deploy.inference import DeployError, load_inference_model
 from trials.deploy.parity import check_parity, describe
 from trials.deploy.weights import local_weights
+from trials.runtime.folders import OutputError, check_output
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +55,7 @@ def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
     if args.check_only and args.no_parity:
         raise DeployError("--check-only and --no-parity contradict each other")
     images = list_images(args.check, "--check") if args.check else []
-    out = Path(args.out).expanduser()
+    out = check_output(args.out, "--out")
     graph = out / FILE_NAMES[args.format]
     if args.check_only and not graph.is_file():
         raise DeployError(f"--check-only: {graph} does not exist; export it first (without --check-only)")
@@ -63,7 +63,6 @@ def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
     model, preprocessing = load_inference_model(weights or args.weights, size, args.l2_normalise)
     torch.manual_seed(0)
     if not args.check_only:
-        out.mkdir(parents=True, exist_ok=True)
         example = torch.randn(2, 3, preprocessing.height, preprocessing.width)
         export(model, args.format, example, out)
         preprocessing.write(out / "preprocessing.json")
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with local_weights(args.weights, args.tracking_uri) as path:
             record = run_export(args, path)
-    except (DeployError, DatasetError, ValueError) as error:
+    except (DeployError, DatasetError, OutputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(record), flush=True)

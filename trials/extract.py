@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from trials.config import ConfigError
 from trials.data import DatasetError
 from trials.deploy.extractor import FeatureExtractor
 from trials.deploy.images import list_images
 from trials.deploy.inference import DeployError
+from trials.runtime.device import resolve_device
+from trials.runtime.folders import OutputError, check_output
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,17 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 def run_extract(args: argparse.Namespace) -> dict:
     if (args.height is None) != (args.width is None):
         raise DeployError("give both --height and --width, or neither (default: the trained size)")
-    out = Path(args.out).expanduser()
-    if out.suffix != ".npz":
+    if Path(args.out).suffix != ".npz":
         raise DeployError(f"--out {args.out}: expected a file name ending in .npz")
+    resolve_device(args.device, "--device")
+    out = check_output(args.out, "--out", file=True)
     paths = list_images(args.images)
     size = (args.height, args.width) if args.height else None
-    try:
-        extractor = FeatureExtractor(args.weights, args.device, args.batch_size, size, args.flip, args.normalise)
-    except RuntimeError as error:  # an unavailable device
-        raise DeployError(str(error)) from None
+    extractor = FeatureExtractor(args.weights, args.device, args.batch_size, size, args.flip, args.normalise)
     features = extractor(paths)
-    out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, features=features, paths=np.array([str(p) for p in paths]),
              preprocessing=np.array(json.dumps(extractor.settings)))
     return {"out": str(out), "images": len(paths), "dim": int(features.shape[1]), **extractor.settings}
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         summary = run_extract(args)
-    except (DeployError, DatasetError) as error:
+    except (DeployError, DatasetError, OutputError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(summary), flush=True)

@@ -9,6 +9,7 @@ epochs, checkpoints every epoch, resumes from the session's checkpoint, and ends
 from __future__ import annotations
 
 import itertools
+import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 import spaces
 from spaces import latency
-from trials.config import TrialConfig
+from trials.config import ConfigError, TrialConfig
 from trials.data.batches import training_batches
 from trials.data.splits import load_splits
 from trials.evaluation.network_views import draw_network_views
@@ -31,7 +32,7 @@ from trials.runtime.latency import measure_latency
 from trials.runtime.rng import rng_state, set_rng_state
 from trials.runtime.schedules import warmup_multistep
 from trials.runtime.session import TuneSession
-from trials.runtime.startup import start_trial
+from trials.runtime.startup import cost_table, start_trial
 
 
 def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
     genotype = resolve_retrain_genotype(cfg.genotype, cfg.seed)
     model = spaces.build_msinet(genotype, splits.num_classes, sam_mode=cfg.sam_mode, vehicle=cfg.vehicle)
     cost = spaces.model_cost(model, (3, *cfg.image_size))
-    pretrained_report = spaces.load_weights(model, cfg.pretrained) if cfg.pretrained else None
+    pretrained_report = spaces.load_weights(model, read_pretrained(cfg.pretrained)) if cfg.pretrained else None
     model.to(device)
     if cfg.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -68,7 +69,7 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
 
     static = {"genotype": str(genotype), "params": cost["params"], "params_no_classifier":
               cost["params_no_classifier"], "macs": cost["macs"], "num_classes": splits.num_classes}
-    table = latency.load_table(cfg.latency_table_path)  # the prediction beside the measurement at the end
+    table = cost_table(cfg)  # the prediction beside the measurement at the end
     static.update({"latency/ms": latency.predict_ms(genotype, table) / table["batch"], "latency/table": table["key"]})
     if pretrained_report is not None:
         static["pretrained_missing"] = len(pretrained_report.missing)
@@ -145,8 +146,22 @@ def retrain_losses(out, pids: torch.Tensor, cfg: TrialConfig) -> dict[str, torch
 
 
 def resolve_retrain_genotype(spec: str, seed: int) -> spaces.Genotype:
-    """`random` alone means a genotype drawn from the trial's seed: the random-architecture baseline."""
-    return spaces.resolve_genotype(f"random:{seed}" if spec == "random" else spec)
+    """`random` alone means a genotype drawn from the trial's seed: the random-architecture baseline. A genotype
+    that cannot be read is a ConfigError (it fails the same way on every attempt)."""
+    try:
+        return spaces.resolve_genotype(f"random:{seed}" if spec == "random" else spec)
+    except ValueError as error:
+        raise ConfigError(f"genotype: {error}") from None
+
+
+def read_pretrained(path: str) -> dict[str, torch.Tensor]:
+    """The state dict of the weights a retrain starts from (ours, the authors' layout or a bare state dict);
+    a file that is not one is a ConfigError naming it."""
+    try:
+        return spaces.msinet.extract_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"pretrained {path}: not a weights file to start from ({reason})") from None
 
 
 def trainable(config: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ from trials.runtime.divergence import check_finite
 from trials.runtime.rng import rng_state, set_rng_state
 from trials.runtime.schedules import warmup_multistep
 from trials.runtime.session import TuneSession
-from trials.runtime.startup import start_trial
+from trials.runtime.startup import cost_table, start_trial
 
 
 def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     optimizer = torch.optim.SGD(weight_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
     step_model = compiled(model, cfg.compile, cfg.compile_backend, device)
-    table = latency.load_table(cfg.latency_table_path)
+    table = cost_table(cfg)
     penalty = latency.latency_penalty(cfg.latency_weight, table) if cfg.latency_weight > 0 else None
     architect = spaces.Architect(step_model, valid_criterion, lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
                                  milestones=cfg.arch_milestones, grad_to_weights=cfg.valid_grad_to_weights,

@@ -39,7 +39,7 @@ from trials import system_metrics
 
 TRIAL_TAG = "msinet.trial"
 PARENT_TAG = "mlflow.parentRunId"
-DIVERGED_TAG = "msinet.diverged"
+FAILURE_TAG = "msinet.failure"  # `kind: message` of a failure that repeats (trials/runtime/failures.py)
 FINAL_KEY = "source/mAP"
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
@@ -188,14 +188,14 @@ class MLflowHook:
             if other.info.run_id != run.info.run_id and other.info.start_time == run.info.start_time:
                 self.client.delete_run(other.info.run_id)
 
-    def mark_diverged(self, message: str) -> None:
-        """Remember on the run that the trial diverged, so a retry of it fails at once."""
-        self.client.set_tag(self.open(), DIVERGED_TAG, _clip(str(message), MAX_TAG_VALUE))
+    def mark_failure(self, message: str) -> None:
+        """Remember on the run a failure that repeats (`kind: message`), so a restart of the trial fails at once."""
+        self.client.set_tag(self.open(), FAILURE_TAG, _clip(str(message), MAX_TAG_VALUE))
 
-    def diverged(self) -> str | None:
-        """The divergence an earlier attempt of this trial recorded, if any."""
+    def failure(self) -> str | None:
+        """The failure that repeats an earlier attempt of this trial recorded, if any."""
         run = self._find()
-        return run.data.tags.get(DIVERGED_TAG) if run is not None else None
+        return run.data.tags.get(FAILURE_TAG) if run is not None else None
 
     def fail(self, message: str) -> None:
         """Tag the run with the error and mark it FAILED (creating it if the trial died before reporting)."""

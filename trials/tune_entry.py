@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trials.config import make_config
-from trials.runtime.divergence import NonFiniteLossError
+from trials.config import ConfigError, make_config
+from trials.runtime.failures import TrialFailed, failure_kind
 from trials.runtime.session import TuneSession
 from trials.tracking import MLflowHook
 
@@ -23,7 +23,10 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     from ray import tune
 
     kind = context["kind"]
-    cfg = make_config(kind, config)
+    try:
+        cfg = make_config(kind, config)
+    except ConfigError as error:  # the same values fail the same way on every attempt
+        raise TrialFailed("bad configuration", str(error)) from error
     assigned = ray.get_runtime_context().get_assigned_resources()
     cpus = assigned.get("CPU") or 1
     torch.set_num_threads(max(1, int(cpus)))  # parallel trials on one node must not fight over cores
@@ -44,23 +47,30 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
         from trials.search import run_search as run
     else:
         from trials.retrain import run_retrain as run
-    marker = Path(tune.get_context().get_trial_dir()) / DIVERGED
-    earlier = marker.read_text() if marker.exists() else (hooks[0].diverged() if hooks else None)
-    if earlier:  # the same seed diverges the same way again: fail at once instead of re-training to it
-        raise NonFiniteLossError(f"{earlier} [an earlier attempt of this trial diverged; not retried]")
+    marker = Path(tune.get_context().get_trial_dir()) / FAILED
+    earlier = marker.read_text() if marker.exists() else (hooks[0].failure() if hooks else None)
+    if earlier:  # `--resume` restarts errored trials; one whose failure repeats fails at once, untrained
+        repeats, _, message = earlier.partition(": ")
+        raise TrialFailed(repeats, f"{message} [an earlier attempt of this trial failed so; not retried]")
     try:
         run(cfg, TuneSession(hooks))
-    except NonFiniteLossError as error:
+    except Exception as error:
+        repeats = failure_kind(error)
+        if repeats is None:  # a lost resource, a server that did not answer: Tune's retries are for these
+            raise
+        failed = error if isinstance(error, TrialFailed) else TrialFailed(repeats, str(error))
         # With remote storage (s3://) the trial folder is the driver's staging folder: on another node it may
         # not exist; the MLflow tag below is what a retry elsewhere reads.
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(error))
+        marker.write_text(str(failed))
         if hooks:
-            hooks[0].mark_diverged(str(error))
-        raise
+            hooks[0].mark_failure(str(failed))
+        if failed is error:
+            raise
+        raise failed from error  # the whole traceback stays in the trial's error.txt, off the terminal
 
 
-DIVERGED = "diverged.txt"
+FAILED = "failed.txt"  # in the trial's folder: the failure that repeats, for a restarted attempt
 
 
 def trial_run_name(phase: str, trial_id: str) -> str:

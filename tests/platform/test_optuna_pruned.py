@@ -2,7 +2,9 @@
 COMPLETE with an early value that TPE would take for a finished one."""
 
 import optuna
-from study_optuna import PrunedAwareOptunaSearch, fail_running
+from study_optuna import PrunedAwareOptunaSearch
+
+from analysis.launch_state import fail_running_optuna
 
 
 def test_a_trial_stopped_before_its_planned_epochs_is_pruned(tmp_path):
@@ -42,8 +44,8 @@ def test_an_interrupted_trial_is_failed_and_continues_in_a_new_trial(tmp_path):
     search.set_search_properties("val/mAP", "max", {"lr": tune.loguniform(0.01, 0.1)})
     params = search.suggest("t")
     search.on_trial_result("t", {"val/mAP": 0.1, "epoch": 1, "training_iteration": 1})
-    assert fail_running(storage, "s") == 1  # the driver stopped (Ctrl-C) or, before --resume, was found dead
-    assert fail_running(storage, "missing-study") == 0
+    assert fail_running_optuna(storage, "s") == 1  # the driver stopped (Ctrl-C) or was found dead
+    assert fail_running_optuna(storage, "missing-study") == 0
     for epoch in (2, 3, 4):  # the restored Tune trial continues
         search.on_trial_result("t", {"val/mAP": 0.1 * epoch, "epoch": epoch, "training_iteration": epoch})
     search.on_trial_complete("t", {"val/mAP": 0.4, "epoch": 4, "training_iteration": 4, "config": {}})

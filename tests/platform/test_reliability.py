@@ -136,3 +136,120 @@ def test_two_launches_at_once_into_a_fresh_run_folder_and_a_resume_of_a_live_one
     assert len(trials) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {r.info.run_id for r in parents}
     assert len([p for p in (run_dir / "tune").iterdir() if p.is_dir()]) == 2
+
+
+# ------------------------------------------------------------------ messages name what the user gave
+
+
+def _as_another_user(command: list[str]) -> list[str] | None:
+    """Run as an unprivileged user, for whom a read-only folder is read-only (root writes anywhere)."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command] if setpriv else None
+
+
+def test_an_unwritable_run_dir_is_named_as_the_run_dir_not_as_a_tracking_uri(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    tmp_path.chmod(0o755)
+    for dry in (["--dry-run"], []):
+        command = _as_another_user([sys.executable, "platform/launch.py", "--study", "smoke", "--run-dir",
+                                    str(locked / "runs"), *dry])
+        if command is None:
+            pytest.skip("running as root without setpriv: no folder is read-only")
+        text = _error(subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120))
+        assert text.startswith(f"error: --run-dir {locked / 'runs'}: cannot write there") and "tracking" not in text
+    (tmp_path / "runs" / "mlflow.db").mkdir(parents=True)  # the default store's path is taken by a folder
+    text = _error(subprocess.run([sys.executable, "platform/launch.py", "--study", "smoke", "--run-dir",
+                                  str(tmp_path / "runs"), "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+                                 timeout=120))
+    assert text.startswith(f"error: --run-dir {tmp_path / 'runs'}: its default tracking URI sqlite:///")
+    assert "--tracking-uri" not in text
+
+
+def test_data_errors_suggest_synthetic_only_for_built_in_layouts_and_say_where_they_read(launch, tmp_path):
+    from trials.data import synthesize
+
+    run_dir = tmp_path / "runs"
+    synthesize("list", tmp_path / "data", ids=8, seed=0)
+    (tmp_path / "data" / "custom" / "train.csv").write_text("path,pid\n")  # lists no image
+    absolute = f"list:{tmp_path / 'data' / 'custom'}"
+    cases = [  # (extra launch flags, the start of the message, is --synthetic a way out)
+        (["--set", f"dataset={absolute}"], f"reads {absolute} (the folder {tmp_path / 'data' / 'custom'})", False),
+        (["--data-dir", str(tmp_path / "data"), "--set", "dataset=list:custom"],
+         f"reads list:custom (the folder {tmp_path / 'data' / 'custom'}, under --data-dir {tmp_path / 'data'})",
+         False),
+        (["--data-dir", str(tmp_path / "data"), "--set", "dataset=no_such_reid_module:load"],
+         f"reads no_such_reid_module:load (a loader written in Python, given --data-dir {tmp_path / 'data'})",
+         False),
+        (["--data-dir", str(tmp_path / "data")], f"reads market1501 from --data-dir {tmp_path / 'data'}", True),
+    ]
+    for flags, reads, hint in cases:
+        text = _error(launch("--study", "in_domain", "--scale", "smoke", "--run-dir", str(run_dir), *flags))
+        assert text.startswith(f"error: data: study 'in_domain' {reads}, which cannot be used"), text
+        assert ("--synthetic" in text) == hint, text
+    assert not (run_dir / "tune").exists()
+
+
+@pytest.mark.parametrize("dataset", ["market1501+veri", "veri+list:mine"])
+def test_dry_run_refuses_what_the_launch_refuses_a_person_and_vehicle_mix(launch, tmp_path, dataset):
+    from trials.data import synthesize
+
+    synthesize("list", tmp_path, ids=8, seed=0)
+    (tmp_path / "custom").rename(tmp_path / "mine")
+    text = _error(launch("--study", "in_domain", "--scale", "smoke", "--data-dir", str(tmp_path), "--run-dir",
+                         str(tmp_path / "runs"), "--set", f"dataset={dataset}", "--dry-run"))
+    assert f"trains on {dataset}" in text and "mixes persons and vehicles" in text
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--num-cpus", "abc", "expected an integer >= 1, got 'abc'"),
+    ("--num-samples", "2.5", "expected an integer >= 1, got '2.5'"),
+    ("--gpus-per-trial", "half", "expected a number >= 0 (fractions allowed), got 'half'"),
+    ("--seed", "x", "expected an integer, got 'x'"),
+])
+def test_bad_numbers_are_named_by_flag_and_value(launch, run_dir, flag, value, expected):
+    result = launch("--study", "smoke", flag, value, "--run-dir", str(run_dir), "--dry-run")
+    assert result.returncode == 2 and f"argument {flag}: {expected}" in result.stderr and "_" + "positive" not in \
+        result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_a_diverging_study_fails_each_trial_once_with_one_line_and_keeps_the_tracebacks(tmp_path):
+    """`--set lr=1e6`: the same seed diverges the same way on every attempt, so no trial is retried."""
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    study = tmp_path / "tiny.yaml"
+    study.write_text(yaml.safe_dump({**TINY, "phases": {"retrain": {
+        **TINY["phases"]["retrain"], "space": {"weight_decay": {"loguniform": [1e-4, 1e-3]}}, "num_samples": 2}}},
+        sort_keys=False))
+    run_dir = tmp_path / "runs"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "platform/launch.py", "--study", str(study), "--run-dir", str(run_dir),
+                           "--num-cpus", "2", "--set", "lr=1e6"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1, done.stderr[-3000:]  # every trial failed
+    failed = [line for line in done.stderr.splitlines() if "FAILED" in line]
+    assert len(failed) == 2 and all("(divergence, not retried): the weights became" in line
+                                    or "(divergence, not retried): loss" in line for line in failed), failed
+    assert "retrying" not in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
+    errors = [e.read_text() for e in (run_dir / "tune").rglob("error.txt")]
+    assert len(errors) == 2, errors
+    for text in errors:  # one attempt each, the worker's traceback kept there, down to the check that raised
+        assert text.count("Failure #") == 1 and "in check_finite" in text and "TrialFailed: divergence" in text, text
+    client = MlflowClient(f"sqlite:///{run_dir}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    trials = [r for r in runs if r.data.tags.get("msinet.role") == "trial"]
+    assert len(trials) == 2 and {r.info.status for r in trials} == {"FAILED"}
+    assert all(r.data.tags["msinet.failure"].startswith("divergence: ") for r in trials)
+    storage = f"sqlite:///{run_dir}/optuna.db"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    states = {t.state for t in optuna.load_study(study_name=summary.study_name, storage=storage).trials}
+    assert states == {optuna.trial.TrialState.FAIL}
+    assert time.monotonic() - started < 400

@@ -60,7 +60,7 @@ def test_bad_tables_are_named_with_what_was_expected(tmp_path):
         latency.load_table("no-such-table")
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(ValueError, match=f"{broken}: cannot be read as JSON"):
+    with pytest.raises(ValueError, match=f"{broken}, line 1: the latency table is not valid JSON"):
         latency.load_table(broken)
     short = tmp_path / "short.json"
     short.write_text(json.dumps({"fixed_ms": 1.0, "operations": list(OPERATIONS), "slot_ms": [[0, 0, 0, 0]]}))
@@ -83,7 +83,7 @@ def test_the_command_writes_a_table_and_refuses_a_missing_gpu(tmp_path):
     if not torch.cuda.is_available():
         done = subprocess.run([sys.executable, "-m", "spaces.latency", "--device", "cuda", "--out", str(out)],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 2 and done.stderr.startswith("error: --device cuda: no CUDA device")
+        assert done.returncode == 2 and done.stderr.startswith("error: --device 'cuda': CUDA is not available")
 
 
 def test_a_table_whose_check_fails_is_not_written(tmp_path, capsys):

@@ -149,3 +149,29 @@ def test_evaluate_scores_the_three_vehicleid_test_lists_in_one_call(tmp_path):
     assert default.returncode == 0, default.stderr
     # The default list is the authors' 2400: the same untrained network (seed 0) scores the same on it.
     assert json.loads(default.stdout.strip().splitlines()[-1])["source/mAP"] == metrics["source/test2400/mAP"]
+
+
+@pytest.mark.parametrize("split, dataset", [
+    ("Market-1501-v15.09.15/query", "market1501"),
+    ("Market-1501-v15.09.15/bounding_box_test", "market1501"),
+    ("Market-1501-v15.09.15/bounding_box_train", "market1501"),
+    ("VeRi/image_test", "veri"),
+])
+def test_a_broken_image_of_any_split_stops_the_standalone_trial_before_training(synthetic_root, tmp_path, capsys,
+                                                                                 split, dataset):
+    import shutil
+
+    from trials.retrain import run_retrain
+    from trials.runtime.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_root, data)
+    broken = sorted((data / split).glob("*.jpg"))[-1]
+    broken.write_bytes(broken.read_bytes()[:40])  # a truncated file: the header parses, the pixels do not
+    target = ["--target-dataset", "veri"] if dataset == "veri" else []
+    with pytest.raises(SystemExit) as stop:
+        main("retrain", run_retrain, ["--scale", "smoke", "--data-dir", str(data), "--out", str(tmp_path / "out"),
+                                      *target])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"error: {dataset}: 1 image(s) cannot be read: {broken}"), err
+    assert "Traceback" not in err and not (tmp_path / "out" / "checkpoint").exists()  # nothing trained

@@ -2,8 +2,9 @@
 
 `python -m trials.data summary --dataset NAME --data-dir DIR` reports a dataset's splits;
 `python -m trials.data synthesize --layout NAME --out DIR` writes synthetic data in a real layout.
-Own data: `list:PATH` (CSV list files, `listed`), loaders written in Python (`registry`); names, several
-sources joined with '+', are parsed by `trials.dataset_names`.
+Own data: `list:PATH` (CSV list files, `listed`), loaders written in Python (`registry`, which also
+dispatches every name to its loader); names, several sources joined with '+', and their kinds (person or
+vehicle) are parsed without torch by `trials.dataset_names`.
 """
 
 from trials.data.datasets import (
@@ -11,11 +12,11 @@ from trials.data.datasets import (
     DatasetError,
     ReIDDataset,
     Sample,
-    load_dataset,
     summarize,
     vehicleid_split,
 )
 from trials.data.images import ImageDataset, read_image
+from trials.data.registry import load_dataset
 from trials.data.sampler import PKSampler
 from trials.data.synthetic import synthesize
 from trials.data.transforms import build_transforms

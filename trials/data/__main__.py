@@ -11,10 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from trials.data.datasets import DATASETS, VEHICLEID_TEST_SIZES, DatasetError, load_dataset, summarize
+from trials.data.datasets import DATASETS, VEHICLEID_TEST_SIZES, summarize
 from trials.data.integrity import check_dataset_images
+from trials.data.registry import load_dataset
 from trials.data.synthetic import DEFAULT_IDS, DOMAINS, LAYOUTS, synthesize
-from trials.dataset_names import source_names
+from trials.dataset_names import DatasetError, source_names
+from trials.runtime.folders import OutputError, check_output
 
 SPLITS = ("train", "query", "gallery")
 
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "summary":
+            if not args.no_image_check:
+                check_output(args.image_cache, "--image-cache", file=True)
             parts = source_names(args.dataset)
             every = {}
             for part in parts:
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(every[parts[0]] if len(parts) == 1 else every))
         else:
+            check_output(args.out, "--out")
             counts = synthesize(args.layout, args.out, ids=args.ids, seed=args.seed, image_size=args.image_size,
                                 domain=args.domain, overwrite=args.overwrite)
             print(f"wrote {args.layout} (domain {args.domain}, seed {args.seed}) to {counts['root']}")
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"use it as --dataset list:{counts['root']}")
             for size, listed in counts.get("test_lists", {}).items():
                 print(f"test_list_{size}.txt: {listed['ids']} ids, {listed['images']} images")
-    except DatasetError as exc:
+    except (DatasetError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -16,7 +16,6 @@ remove same-camera gallery images.
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 from collections import defaultdict
@@ -29,11 +28,10 @@ from typing import NamedTuple
 import numpy as np
 
 from trials.dataset_names import DatasetError  # defined with the names, which import no torch
+from trials.text_files import TextFileError, read_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VEHICLEID_TEST_SIZES = (800, 1600, 2400)
-
-
 
 
 class Sample(NamedTuple):
@@ -176,16 +174,19 @@ def _files_under(folder: Path) -> set[str]:
 def _read_list(list_path: Path, parse: Callable[[str], tuple[str, int, int] | None], expected: str,
                ) -> list[tuple[str, int, int]]:
     """(relative path, pid, 0-based camera) per non-blank line; a line `parse` rejects is an error."""
+    try:
+        text = read_text(list_path, "list file")
+    except TextFileError as error:
+        raise DatasetError(str(error)) from None
     entries = []
-    with open(list_path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            entry = parse(line)
-            if entry is None:
-                raise DatasetError(f"{list_path}, line {number}: expected {expected}, got {line!r}")
-            entries.append(entry)
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        entry = parse(line)
+        if entry is None:
+            raise DatasetError(f"{list_path}, line {number}: expected {expected}, got {line!r}")
+        entries.append(entry)
     if not entries:
         raise DatasetError(f"{list_path} lists no images (expected lines like {expected})")
     return entries
@@ -342,8 +343,9 @@ def load_vehicleid(data_dir: str | os.PathLike, test_size: int = 2400, split_see
                        listed=True)
 
 
-# ---------------------------------------------------------------------------------------------- registry
+# ------------------------------------------------------------------------------------ the built-in layouts
 
+# Their names, torch-free, are trials.dataset_names.BUILTIN; trials.data.registry.load_dataset reads any name.
 DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "market1501": load_market1501,
     "msmt17": load_msmt17,
@@ -352,32 +354,3 @@ DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "veri": load_veri,
     "vehicleid": load_vehicleid,
 }
-
-
-def load_dataset(name: str, data_dir: str | os.PathLike, **options) -> ReIDDataset:
-    """Load dataset `name` (a key of DATASETS) from `data_dir`, the folder that holds its layout.
-
-    Options: vehicleid takes `test_size` (800, 1600 or 2400) and `split_seed`; the others take none.
-    `list:PATH` is a folder of CSV list files (trials.data.listed), PATH absolute or relative to `data_dir`;
-    `module:function` a loader written in Python (trials.data.registry). One source only: a name joined
-    with '+' is loaded source by source (trials.data.splits).
-    """
-    from trials import dataset_names as names
-    from trials.data import listed, registry  # they build on this module
-
-    names.check_name(name)
-    if name.startswith(names.LIST_PREFIX) or name not in DATASETS:
-        if options:
-            raise DatasetError(f"{name}: unknown option(s) {', '.join(sorted(options))}; known options: none")
-        if name.startswith(names.LIST_PREFIX):
-            return listed.load_list(names.list_folder(name, data_dir), name)
-        return registry.load_import_path(name, data_dir)
-    loader = DATASETS[name]
-    allowed = [p for p in inspect.signature(loader).parameters if p not in ("data_dir", "version")]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise DatasetError(f"{name}: unknown option(s) {', '.join(unknown)}; "
-                           f"known options: {', '.join(allowed) or 'none'}")
-    dataset = loader(data_dir, **options)
-    dataset.name = name
-    return dataset

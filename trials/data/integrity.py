@@ -16,6 +16,8 @@ from pathlib import Path
 
 from trials.data.datasets import DatasetError, ReIDDataset
 from trials.data.images import read_image
+from trials.data.registry import load_dataset
+from trials.dataset_names import source_names
 
 
 def dataset_paths(dataset: ReIDDataset) -> list[str]:
@@ -57,6 +59,13 @@ def check_dataset_images(dataset: ReIDDataset, cache: Path | None = None) -> Non
         more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
         raise DatasetError(f"{dataset.name}: {len(bad)} image(s) cannot be read: {shown}{more}. Replace or remove "
                            "them (and their list-file lines)")
+
+
+def check_source_images(name: str, data_dir: str | os.PathLike, cache: Path | None = None) -> None:
+    """Every source of a dataset name (`a+b`: each) loaded, and every image of its splits opened once: the
+    check the driver makes before a study's trials and a standalone trial before it trains."""
+    for part in source_names(name):
+        check_dataset_images(load_dataset(part, data_dir), cache)
 
 
 def _reason(path: str) -> str:

@@ -13,13 +13,15 @@ to samples returned by a loader written in Python (`trials.data.registry`).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from trials.data.datasets import DatasetError, ReIDDataset, Sample
-from trials.data.names import list_kind
+from trials.data.datasets import ReIDDataset, Sample
+from trials.dataset_names import DatasetError, list_kind
+from trials.text_files import TextFileError, read_text
 
 LIST_FILES = ("train.csv", "query.csv", "gallery.csv")
 COLUMNS = ("path", "pid", "camid")
@@ -44,9 +46,14 @@ def read_list_file(folder: Path, file: str) -> list[Row]:
     path = folder / file
     if not path.is_file():
         raise DatasetError(f"{path}: list file not found (expected {', '.join(LIST_FILES)} in {folder})")
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    try:
+        text = read_text(path, "list file")
+    except TextFileError as error:
+        raise DatasetError(str(error)) from None
+    with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
+        lines = _rows(reader, path)
+        header = [h.strip() for h in next(lines, (1, []))[1]]
         missing = [c for c in COLUMNS[:2] if c not in header]
         unknown = [c for c in header if c not in COLUMNS]
         if missing or unknown or len(set(header)) != len(header):
@@ -56,13 +63,15 @@ def read_list_file(folder: Path, file: str) -> list[Row]:
                                f"got {','.join(header)!r}")
         index = {c: header.index(c) for c in header}
         rows: list[Row] = []
-        for fields in reader:
-            where = f"{path}, line {reader.line_num}"
+        for line, fields in lines:
+            where = f"{path}, line {line}"
             if not any(f.strip() for f in fields):
                 continue
             if len(fields) != len(header):
+                runs_on = f" (the row runs on to line {reader.line_num}: a quote left open?)" \
+                    if reader.line_num > line else ""
                 raise DatasetError(f"{where}: expected {len(header)} fields ({','.join(header)}), "
-                                   f"got {len(fields)}: {','.join(fields)!r}")
+                                   f"got {len(fields)}{runs_on}: {','.join(fields)[:200]!r}")
             values = {c: fields[i].strip() for c, i in index.items()}
             for column in ("path", "pid"):
                 if not values[column]:
@@ -72,6 +81,18 @@ def read_list_file(folder: Path, file: str) -> list[Row]:
     if not rows:
         raise DatasetError(f"{path} lists no images (expected rows like 'images/0001_a.jpg,0001,cam1')")
     return rows
+
+
+def _rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line where the row starts, its fields); a row the csv module refuses names its line."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            yield line, next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DatasetError(f"{path}, line {line}: not a CSV row ({error})") from None
 
 
 def samples_dataset(name: str, train: Sequence[Row], query: Sequence[Row], gallery: Sequence[Row],

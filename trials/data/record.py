@@ -8,7 +8,8 @@ import hashlib
 import os
 from typing import Any
 
-from trials.data.datasets import ReIDDataset, load_dataset
+from trials.data.datasets import ReIDDataset
+from trials.data.registry import load_dataset
 
 
 def dataset_record(dataset: ReIDDataset) -> dict[str, Any]:

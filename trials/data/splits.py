@@ -10,10 +10,10 @@ import os
 from dataclasses import dataclass, field
 
 from trials.config import TrialConfig
-from trials.data.datasets import DatasetError, ReIDDataset, Sample, load_dataset
+from trials.data.datasets import ReIDDataset, Sample
 from trials.data.holdout import holdout_split
-from trials.data.names import dataset_kind
-from trials.dataset_names import source_names
+from trials.data.registry import load_dataset
+from trials.dataset_names import DatasetError, dataset_kind, source_names
 
 
 @dataclass

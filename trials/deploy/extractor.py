@@ -44,8 +44,8 @@ class FeatureExtractor:
                  image_size: tuple[int, int] | None = None, flip: bool = False, normalise: bool = False):
         if batch_size < 1:
             raise DeployError(f"batch size: expected an integer >= 1, got {batch_size}")
+        self.device = resolve_device(device)  # a device that is not there: said before the weights are read
         self.model, self.preprocessing = load_inference_model(weights, image_size)
-        self.device = resolve_device(device)
         self.model.to(self.device)
         self.transform = self.preprocessing.transform()
         self.batch_size, self.flip, self.normalise = batch_size, flip, normalise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trials.deploy.inference import DeployError
+from trials.text_files import TextFileError, read_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -20,8 +21,12 @@ def list_images(spec: str | Path, flag: str = "--images") -> list[Path]:
         return paths
     if not spec.is_file():
         raise DeployError(f"{flag} {spec}: no such folder or list file")
+    try:
+        text = read_text(spec, "image list")
+    except TextFileError as error:
+        raise DeployError(f"{flag} {error}") from None
     paths = []
-    for number, line in enumerate(spec.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trials.config import SAM_MODES, SCALES, SUPERVISIONS, ConfigError, make_config
-from trials.runtime.folders import folder_problem
+from trials.runtime.folders import check_output
 
 FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--dataset", {"help": "source dataset: market1501, msmt17, veri, vehicleid (default market1501)"}),
@@ -68,7 +68,7 @@ def parse_config(kind: str, argv: list[str] | None = None):
     if "data_dir" in values:
         values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
     cfg = make_config(kind, values)
-    _check_out(Path(cfg.out))
+    check_output(cfg.out, "--out")
     checkpoint = Path(cfg.out) / "checkpoint" / "state.pt"
     if checkpoint.exists() and not args.resume:
         raise ConfigError(f"--out {cfg.out} already holds a checkpoint; pass --resume to continue it, or "
@@ -76,12 +76,6 @@ def parse_config(kind: str, argv: list[str] | None = None):
     if args.resume and not checkpoint.exists():
         raise ConfigError(f"--resume: no checkpoint at {checkpoint}")
     return cfg
-
-
-def _check_out(out: Path) -> None:
-    problem = folder_problem(out)
-    if problem:
-        raise ConfigError(f"--out {out}: {problem}")
 
 
 def finished_metrics(cfg) -> dict[str, Any] | None:
@@ -93,6 +87,18 @@ def finished_metrics(cfg) -> dict[str, Any] | None:
         return None
     recorded = Path(cfg.out, "metrics.json")
     return json.loads(recorded.read_text()) if recorded.exists() else {"epoch": state["epoch"]}
+
+
+def check_before_training(cfg) -> None:
+    """What a standalone trial checks before it trains, as the launch's driver does for a study: the device is
+    there, and every image of every split it uses opens (remembered in OUT/image_check.json, so a resumed run
+    opens only new files). A broken query image must not cost the whole run."""
+    from trials.data.integrity import check_source_images
+    from trials.runtime.device import resolve_device
+
+    resolve_device(cfg.device)
+    for name in filter(None, (cfg.dataset, cfg.target_dataset)):
+        check_source_images(name, cfg.data_dir, Path(cfg.out) / "image_check.json")
 
 
 def main(kind: str, run: Callable[..., dict[str, Any]], argv: list[str] | None = None) -> None:
@@ -108,6 +114,7 @@ def main(kind: str, run: Callable[..., dict[str, Any]], argv: list[str] | None =
                   f"in {Path(cfg.out, 'metrics.json')}", file=sys.stderr)
             print(json.dumps({k: v for k, v in done.items() if not isinstance(v, list | dict)}), flush=True)
             return
+        check_before_training(cfg)
         session = LocalSession(cfg.out)
         metrics = run(cfg, session)
     except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as error:

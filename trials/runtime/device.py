@@ -8,14 +8,24 @@ import sys
 
 import torch
 
+from trials.config import ConfigError, check_device
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks the first visible GPU, else the CPU; an explicit CUDA request without CUDA is an error."""
+
+def resolve_device(name: str = "auto", flag: str = "device") -> torch.device:
+    """'auto' picks the first visible GPU, else the CPU. Names are checked as every command checks them
+    (trials.config.check_device); a GPU that is not there is a ConfigError naming `flag`: the same request
+    fails the same way on every attempt."""
+    check_device(name, flag)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device: {name!r} was requested but CUDA is not available on this machine")
+    if device.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if visible == 0:
+            raise ConfigError(f"{flag} {name!r}: CUDA is not available on this machine (use cpu or auto)")
+        if (device.index or 0) >= visible:
+            raise ConfigError(f"{flag} {name!r}: this machine has {visible} visible GPU(s), cuda:0 to "
+                              f"cuda:{visible - 1}")
     return device
 
 

@@ -7,9 +7,7 @@ from collections.abc import Iterable
 
 import torch
 
-
-class NonFiniteLossError(RuntimeError):
-    """A loss term or the weights became NaN or infinite; the message says which, where, and at which lr."""
+from trials.runtime.failures import NonFiniteLossError  # a failure that repeats: never retried
 
 
 def check_finite(terms: dict[str, torch.Tensor], epoch: int, iteration: int, lr: float | None = None,

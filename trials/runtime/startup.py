@@ -6,10 +6,19 @@ from typing import Any
 
 import torch
 
-from trials.config import TrialConfig, make_config
+from spaces.latency import load_table
+from trials.config import ConfigError, TrialConfig, make_config
 from trials.runtime.device import configure_backends, loader_workers, resolve_device
 from trials.runtime.rng import seed_everything
 from trials.runtime.session import LocalSession
+
+
+def cost_table(cfg: TrialConfig) -> dict[str, Any]:
+    """The trial's latency table (spaces.latency); one that cannot be read is a ConfigError naming it."""
+    try:
+        return load_table(cfg.latency_table_path)
+    except ValueError as error:
+        raise ConfigError(f"latency_table: {error}") from None
 
 
 def start_trial(kind: str, config: dict[str, Any] | TrialConfig, session=None):
