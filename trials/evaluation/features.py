@@ -38,14 +38,15 @@ def extract_features(model: torch.nn.Module, loader: Iterable, device) -> tuple[
 
 
 def evaluate(model, query_loader, gallery_loader, device, metric: str = "euclidean", rerank: bool = False,
-             remove_same_camera: bool = True) -> dict:
+             remove_same_camera: bool = True, per_query: bool = False) -> dict:
     """Features -> distances -> (optionally re-ranked) Market-1501 metrics, as the trials report them:
     ``{"mAP", "rank1", "rank5", "rank10", "mINP", "cmc" (list), "num_valid_queries"}`` (see
     ``metric_summary``). The caller adds prefixes such as ``val/`` or ``target/``.
 
     ``rerank=True`` also needs the query x query and gallery x gallery distances (about 1 GB for
     Market-1501's gallery) and runs ``re_ranking`` on the host: about 8 s and 3 GB at that size on 2 CPU cores.
-    ``remove_same_camera=False`` for splits without camera labels (VehicleID), where it would drop every match."""
+    ``remove_same_camera=False`` for splits without camera labels (VehicleID), where it would drop every match.
+    ``per_query=True`` adds ``rank_metrics``' per-query values under ``per_query`` (for intervals)."""
     q_feats, q_pids, q_camids = extract_features(model, query_loader, device)
     g_feats, g_pids, g_camids = extract_features(model, gallery_loader, device)
     distmat = pairwise_distance(q_feats, g_feats, metric)
@@ -56,5 +57,8 @@ def evaluate(model, query_loader, gallery_loader, device, metric: str = "euclide
             pairwise_distance(q_feats, q_feats, metric) ** power,
             pairwise_distance(g_feats, g_feats, metric) ** power,
         )
-    return metric_summary(rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids,
-                                       remove_same_camera=remove_same_camera))
+    metrics = rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, remove_same_camera=remove_same_camera)
+    summary = metric_summary(metrics)
+    if per_query:
+        summary["per_query"] = metrics["per_query"]
+    return summary
