@@ -72,8 +72,10 @@ def trial_note(context: Mapping[str, Any], trial_id: str, result: Mapping[str, A
                                          else "."), "", f"- **status**: {status}"]
     genotype = decision or result.get("genotype")
     if genotype:
-        marks = " (`?`: a slot whose decision margin is below 0.05, argmax of near-uniform weights)" if "?" in \
-            str(genotype) else ""
+        from analysis.margins import THRESHOLD
+
+        marks = (f" (`?`: a slot whose decision margin is below {THRESHOLD:g}, argmax of near-uniform weights)"
+                 if "?" in str(genotype) else "")
         lines.append(f"- **genotype**: `{genotype}`{marks}")
     validation = scores_text(result, "val")
     if validation:
@@ -86,6 +88,7 @@ def trial_note(context: Mapping[str, Any], trial_id: str, result: Mapping[str, A
 
 
 def purpose(context: Mapping[str, Any]) -> str:
+    """What the trial is for: a search proposes, a retrain competes for the champion, a final retrain reports."""
     metric = context.get("metric", "val/mAP")
     study = context.get("study", "STUDY")
     if context.get("final"):
