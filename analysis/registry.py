@@ -142,9 +142,10 @@ def link_version(client, model_id: str, name: str, version: str) -> None:
     does: with a SQLite store nothing else would, and the model's page would say "Not registered"."""
     tags = client.get_logged_model(model_id).tags
     listed = json.loads(tags.get(MODEL_VERSIONS_TAG) or "[]")
-    entry = {"name": name, "version": version}
-    if entry not in listed:
-        client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([*listed, entry])})
+    # a tracking server adds the entry itself (version as a number); SQLite stores leave it to the client
+    if not any(str(entry.get("name")) == name and str(entry.get("version")) == version for entry in listed):
+        listed.append({"name": name, "version": version})
+        client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(listed)})
 
 
 def register_champion(tracking_uri: str, study: str, launch: str, metric: str, mode: str) -> dict[str, Any] | None:
