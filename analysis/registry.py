@@ -120,7 +120,7 @@ def promote(tracking_uri: str, study: str, run_id: str, reason: str = "promoted 
             version = client.create_model_version(
                 name, f"models:/{model_id}", run_id=run_id, model_id=model_id, description=description,
                 tags={"msinet.trial": str(run["trial"]), "genotype": str(run["genotype"])})
-    link_version(client, model_id, name, str(version.version))
+    link_version(client, model_id, name, version.version)
     try:
         previous = client.get_model_version_by_alias(name, ALIAS)
     except MlflowException:
@@ -137,13 +137,13 @@ def promote(tracking_uri: str, study: str, run_id: str, reason: str = "promoted 
             "description": description}
 
 
-def link_version(client, model_id: str, name: str, version: str) -> None:
+def link_version(client, model_id: str, name: str, version: int | str) -> None:
     """List the version on the logged model (tag `mlflow.modelVersions`, once), as `mlflow.register_model`
     does: with a SQLite store nothing else would, and the model's page would say "Not registered"."""
     tags = client.get_logged_model(model_id).tags
     listed = json.loads(tags.get(MODEL_VERSIONS_TAG) or "[]")
     # a tracking server adds the entry itself (version as a number); SQLite stores leave it to the client
-    if not any(str(entry.get("name")) == name and str(entry.get("version")) == version for entry in listed):
+    if not any(str(entry.get("name")) == name and str(entry.get("version")) == str(version) for entry in listed):
         listed.append({"name": name, "version": version})
         client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(listed)})
 
