@@ -44,10 +44,10 @@ class PrunedAwareOptunaSearch(OptunaSearch):
     """OptunaSearch recording early-stopped trials as PRUNED and continuing interrupted ones in new trials, with
     intermediate values only where evaluated, named objectives and user attributes (module docstring)."""
 
-    def __init__(self, planned: int, annotate: Callable[[str, dict[str, Any] | None], dict[str, Any]] | None = None,
-                 **kwargs):
+    def __init__(self, planned: int,
+                 annotate: Callable[[str, dict[str, Any] | None, bool], dict[str, Any]] | None = None, **kwargs):
         self.planned = planned
-        self.annotate = annotate  # (Tune trial id, last result or None) -> user attributes; must pickle
+        self.annotate = annotate  # (Tune trial id, last result or None, stopped early) -> user attributes; pickled
         super().__init__(**kwargs)
 
     def _setup_study(self, mode) -> None:
@@ -72,10 +72,11 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         self._live(trial_id)
         if result:
             self._report(trial_id, result)  # a scheduler's STOP skips on_trial_result for this last result
+        finished = error or not result or result.get("epoch", 0) >= self._planned(result)
         if self.annotate is not None:
-            for key, value in self.annotate(trial_id, None if error else result).items():
+            for key, value in self.annotate(trial_id, None if error else result, not finished).items():
                 self._ot_trials[trial_id].set_user_attr(key, value)
-        if error or not result or result.get("epoch", 0) >= self._planned(result):
+        if finished:
             super().on_trial_complete(trial_id, result, error)
             return
         self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)

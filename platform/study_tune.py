@@ -266,9 +266,9 @@ class TrialRunStatus(tune.Callback):
             study_notes.annotate_trial_run(hook.client, run_id, self.context, trial.trial_id, result, status)
 
 
-def optuna_annotation(context: dict[str, Any], trial_id: str, result: dict[str, Any] | None) -> dict[str, Any]:
+def optuna_annotation(context: dict[str, Any], trial_id: str, result: dict[str, Any] | None,
+                      stopped: bool) -> dict[str, Any]:
     """The user attributes of a trial's Optuna trial (module-level: the searcher is pickled with it)."""
-    stopped = bool(result) and stopped_early(context["kind"], result.get("config") or {}, result)
     return study_notes.optuna_attributes(context, trial_id, result, stopped)
 
 

@@ -57,10 +57,10 @@ def test_an_interrupted_trial_is_failed_and_continues_in_a_new_trial(tmp_path):
     assert second.user_attrs["continues_trial"] == first.number
 
 
-def annotate(trial_id, result):
+def annotate(trial_id, result, stopped):
     """What study_tune hands the searcher (study_notes.optuna_attributes), reduced to its contract."""
     return {"genotype": "exc?-ag/none-none/exc-exc/ag-ag/none-exc/exc-ag", "mlflow_run_id": f"run-{trial_id}",
-            "stopped_early": bool(result) and result["epoch"] < 6}
+            "stopped_early": stopped}
 
 
 def test_intermediate_values_are_the_evaluated_ones_and_the_last_one_counts(tmp_path):
@@ -78,7 +78,8 @@ def test_intermediate_values_are_the_evaluated_ones_and_the_last_one_counts(tmp_
         for epoch in range(1, last_epoch + 1):
             if epoch == 1 or epoch % 2 == 0:
                 evaluated = {"val/mAP": 0.1 * epoch + (0.05 if trial_id == "cut" else 0), "val/epoch": epoch}
-            result = {**evaluated, "epoch": epoch, "training_iteration": epoch, "config": {}}
+            # as Tune hands results to a searcher: flattened, so the config is `config/...` keys
+            result = {**evaluated, "epoch": epoch, "training_iteration": epoch, "config/lr": 0.02}
             if epoch < last_epoch:
                 search.on_trial_result(trial_id, result)
         search.on_trial_complete(trial_id, result)
@@ -89,7 +90,7 @@ def test_intermediate_values_are_the_evaluated_ones_and_the_last_one_counts(tmp_
     assert list(full.intermediate_values) == [1, 2, 4, 6] and list(cut.intermediate_values) == [1, 2, 4]
     assert full.intermediate_values[6] == full.value == 0.1 * 6
     assert cut.intermediate_values[4] == cut.value == 0.1 * 4 + 0.05
-    assert full.user_attrs == {"tune_trial_id": "full", "genotype": annotate("full", None)["genotype"],
+    assert full.user_attrs == {"tune_trial_id": "full", "genotype": annotate("full", None, False)["genotype"],
                                "mlflow_run_id": "run-full", "stopped_early": False}
     assert cut.user_attrs["stopped_early"] is True and cut.user_attrs["tune_trial_id"] == "cut"
 
