@@ -154,7 +154,7 @@ def test_the_champion_serves_as_documented_and_refuses_raw_pixels(study, smoke_c
                               timeout=300)
         assert done.returncode == 0, done.stderr + (tmp_path / "serve.log").read_text()[-3000:]
         served = np.load(tmp_path / "served.npz")
-        extracted = FeatureExtractor(client.download_artifacts(runs["a"], "checkpoint/model.pt", str(tmp_path)))
+        extracted = FeatureExtractor(smoke_checkpoint)  # what run a logged as its model
         reference = extracted([str(p) for p in served["paths"]])
         np.testing.assert_allclose(served["features"], reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
         assert json.loads(done.stdout.strip().splitlines()[-1])["largest_request_bytes"] < 400_000
