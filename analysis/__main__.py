@@ -1,5 +1,6 @@
-"""`python -m analysis report --study NAME`, `python -m analysis compare RUN_ID RUN_ID ...` and
-`python -m analysis promote --study NAME --run RUN_ID` (point the model alias `champion` at a run's model).
+"""A study's results from MLflow: `report` writes the report of a launch (leaderboard with intervals, genotype
+statistics, comparisons, figures), `compare` puts runs side by side, `promote` points the registered model's
+alias `champion` at a run's model. `python -m analysis COMMAND --help` describes each.
 
 An unknown study, launch or run id is a one-paragraph message on stderr naming what exists, and exit code 2.
 """
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="leaderboard, genotype statistics and figures of a study's launch")
     report.add_argument("--study", required=True, help="study name (= MLflow experiment name)")

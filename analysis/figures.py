@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis.genotypes import NUM_CELLS, OPERATIONS, slot_label
+from analysis.uncertainty import MIN_TRIALS
 
 
 def plot_operation_counts(counts: pd.DataFrame, path: Path) -> Path:
@@ -58,7 +59,8 @@ def plot_alpha_curves(history: pd.DataFrame, path: Path, title: str = "softmax(Î
 
 
 def plot_distribution(long: pd.DataFrame, by: str, value: str, path: Path, title: str) -> Path:
-    """A box per category of `by` with every trial drawn over it (few trials per category are normal)."""
+    """Every trial as a point per category of `by`, with a box where a category has at least 3 trials (a box of
+    one or two values would draw quartiles that do not exist)."""
     return _save(distribution_figure(long, by, value, title), path)
 
 
@@ -72,11 +74,14 @@ def distribution_figure(long: pd.DataFrame, by: str, value: str, title: str) -> 
     per_category = max(1.4, 0.085 * longest + 0.35)
     figure = _figure(per_category * max(len(categories), 3) + 1.5, 3.8)
     axes = figure.add_subplot()
-    axes.boxplot(groups, positions=range(len(groups)), widths=0.5, showfliers=False)
+    boxed = [i for i, values in enumerate(groups) if len(values) >= MIN_TRIALS]
+    if boxed:
+        axes.boxplot([groups[i] for i in boxed], positions=boxed, widths=0.5, showfliers=False)
     for position, values in enumerate(groups):
         offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
         axes.scatter(position + offsets, values, s=18, alpha=0.8, zorder=3)
     axes.set_xticks(range(len(categories)), labels)
+    axes.set_xlim(-0.6, len(categories) - 0.4)
     axes.set_ylabel(value)
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)

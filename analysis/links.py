@@ -17,6 +17,11 @@ def runs_table_url(base_url: str, experiment_id: str) -> str:
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
 
 
+def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
+    """The UI page of one run (its description first, then its parameters and metrics)."""
+    return f"{runs_table_url(base_url, experiment_id)}/{run_id}"
+
+
 def is_server(tracking_uri: str) -> bool:
     """True for a tracking server (http/https), false for a store read straight from disk (sqlite, file)."""
     return tracking_uri.startswith(("http://", "https://"))

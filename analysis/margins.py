@@ -5,6 +5,10 @@ A slot's *margin* is the winner's softmax(α) minus the runner-up's at the last 
 of the slot's four weights (nats; uniform is ln 4 = 1.386). A slot whose margin is below `THRESHOLD` is
 *undecided*: 0.05 is ten times the spread a smoke search leaves (weights between 0.246 and 0.256), and at
 four operations it still lets a winner at 0.29 over a runner-up at 0.24 count as a choice, not a tie.
+
+Wherever a searched genotype is shown (leaderboards, MLflow tags and run descriptions, Optuna user
+attributes, the registry) it is shown with its margins: `decision_text` marks each undecided slot with `?`
+(`exc?-ag/...`) and adds how many slots were decided and the range of the margins.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ def slot_margins(history: pd.DataFrame, threshold: float = THRESHOLD) -> pd.Data
     weights = matrix.reindex(index=range(NUM_SLOTS), columns=list(OPERATIONS)).to_numpy(dtype=float)
     order = np.argsort(-weights, axis=1, kind="stable")
     rows = np.arange(NUM_SLOTS)
-    top, second = weights[rows, order[:, 0]], weights[rows, order[:, 1]]
+    top, second = weights[rows, order[:, 0]], weights[rows, order[:, 1]]  # top - second: weight_margins
     safe = np.clip(weights, 1e-12, None)
     entropy = -(weights * np.log(safe)).sum(axis=1)
     names = np.asarray(OPERATIONS, dtype=object)
@@ -41,6 +45,34 @@ def slot_margins(history: pd.DataFrame, threshold: float = THRESHOLD) -> pd.Data
     table["margin"], table["entropy"] = top - second, entropy
     table["decided"] = table["margin"] >= threshold
     return table
+
+
+def weight_margins(weights) -> np.ndarray:
+    """Per slot of a softmax(α) matrix (12 x 4, rows slots, columns `OPERATIONS`): the winner's weight
+    minus the runner-up's."""
+    ranked = np.sort(np.asarray(weights, dtype=float), axis=1)
+    return ranked[:, -1] - ranked[:, -2]
+
+
+def marked_genotype(genotype: str, margins, threshold: float = THRESHOLD) -> str:
+    """The compact genotype with `?` after the operation of every undecided slot: `exc?-ag/none?-...`."""
+    ops = genotype_slots(genotype)
+    if ops is None or len(margins) != NUM_SLOTS:
+        return str(genotype)
+    marked = [op + ("?" if margin < threshold else "") for op, margin in zip(ops, margins, strict=True)]
+    return "/".join(f"{marked[2 * cell]}-{marked[2 * cell + 1]}" for cell in range(NUM_SLOTS // 2))
+
+
+def decision_text(genotype: str, weights, threshold: float = THRESHOLD) -> str:
+    """A searched genotype as it should be shown: `exc?-ag?/... (0 of 12 slots decided, margins 0.001-0.007)`,
+    from the search's last softmax(α) (12 x 4); the genotype alone when the weights are unusable."""
+    array = np.asarray(weights, dtype=float) if weights is not None else np.zeros(0)
+    if array.shape != (NUM_SLOTS, len(OPERATIONS)) or genotype_slots(genotype) is None:
+        return str(genotype)
+    margins = weight_margins(array)
+    decided = int((margins >= threshold).sum())
+    return (f"{marked_genotype(genotype, margins, threshold)} ({decided} of {NUM_SLOTS} slots decided, margins "
+            f"{margins.min():.3f}-{margins.max():.3f})")
 
 
 def trial_margins(histories: Mapping[str, pd.DataFrame], threshold: float = THRESHOLD) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import figures, genotypes, margins, tables
+from analysis import figures, genotypes, margins, tables, uncertainty
 from analysis.launch_state import launch_state, settle_silent
 from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
 from analysis.report_comparisons import comparison_section
@@ -163,8 +163,27 @@ def _leaderboard_section(out: Path, board: pd.DataFrame, metric: str, mode: str,
     save_csv(board, out / "leaderboard.csv", written)
     shown = board.dropna(axis=1, how="all")
     return [f"Sorted by the study's metric `{metric}` ({'highest' if mode == 'max' else 'lowest'} first; its latest "
-            "logged value; trials without it last). Empty columns are left out here; `leaderboard.csv` has all.",
-            "", markdown_table(shown)]
+            "logged value). Trials a scheduler stopped early come after those that ran every epoch and are not "
+            "ranked: their value is from fewer epochs, so it is not comparable. Trials without the metric come last. "
+            "`params` counts the parameters without the classifier (whose size follows the number of training "
+            "identities, not the architecture). `genotype_margins` marks each slot the search left undecided "
+            f"(margin below {margins.THRESHOLD:g}) with `?`. Empty columns are left out here; `leaderboard.csv` "
+            "has all.",
+            "", *_choice_lines(board, metric, mode), "", markdown_table(shown)]
+
+
+def _choice_lines(board: pd.DataFrame, metric: str, mode: str) -> list[str]:
+    """Per phase, the best trial that ran every epoch against the runner-up, with intervals and validation size."""
+    lines = [f"Best per phase by `{metric}`, with its 95 % bootstrap interval over the validation identities "
+             "(undecided when the runner-up's interval overlaps it):", ""]
+    low, high = uncertainty.interval_keys(metric)
+    for phase, block in board[board["rank"].notna()].groupby("phase", sort=False):
+        items = [uncertainty.candidate(str(row["trial"]), {metric: row[metric], low: row[low], high: row[high],
+                                                            "val/num_valid_queries": row["val_queries"],
+                                                            "val/num_valid_ids": row["val_ids"]}, metric)
+                 for _, row in block.iterrows()]
+        lines.append(f"- {phase}: {uncertainty.choice_text(uncertainty.choice(items, mode), metric)}")
+    return lines
 
 
 FINAL_METRICS = ("source/mAP", "source/rank1", "source/mINP", "target/mAP", "target/rank1", "target/mINP")
@@ -217,7 +236,8 @@ def _genotype_section(out: Path, tracking_uri: str, runs: pd.DataFrame, board: p
     save_png(figures.plot_alpha_curves(history, out / "alpha_curves.png", f"softmax(α) over epochs: {trial}"),
               written)
     epochs = int(history["epoch"].max())
-    lines += [f"Trial `{trial}` (the best search trial with an α history), epoch {epochs}:", "",
+    lines += [f"Trial `{trial}` (the best search trial with an α history, among those that ran every epoch when any "
+              f"did), epoch {epochs}:", "",
               markdown_table(alpha.round(3).reset_index()), "", "![final alpha](final_alpha.png)",
               "", "### α over epochs", "", f"Every slot of `{trial}`, one panel per slot:", "",
               "![alpha over epochs](alpha_curves.png)"]
@@ -257,8 +277,9 @@ def _agreement_lines(out: Path, runs: pd.DataFrame, written: list[Path]) -> list
 
 
 def _search_histories(tracking_uri: str, board: pd.DataFrame, limit: int = 100) -> dict[str, pd.DataFrame]:
-    """α histories of the search trials in leaderboard order (finished ones first); trials without one are
-    left out, so the first entry is the best search trial with an α history."""
+    """α histories of the search trials in leaderboard order (those that ran every epoch first, then those
+    stopped early, then unfinished ones); trials without one are left out, so the first entry is the best
+    search trial with an α history, at the full budget when any trial reached it."""
     search = board[board["kind"] == "search"]
     search = search.sort_values("status", key=lambda status: status != "FINISHED", kind="stable")
     histories = {}
@@ -280,7 +301,8 @@ def _cost_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[st
     latency = (f"; latency measured on {measured} (ms per image at batch 1, images/s at batch 64, on each trial's "
                "device: compare runs on the same kind of device)" if measured else "; no latency measured")
     return [f"{len(table)} finished retrains; {len(front)} on a Pareto front (source mAP against parameters, "
-            f"MACs or measured latency){latency}:", "", markdown_table(front), "", "![accuracy vs cost](cost.png)"]
+            f"MACs or measured latency){latency}. Parameters are counted without the classifier, as in the "
+            "leaderboard:", "", markdown_table(front), "", "![accuracy vs cost](cost.png)"]
 
 
 def _cmc_section(out: Path, tracking_uri: str, board: pd.DataFrame, top: int, written: list[Path]) -> list[str]:

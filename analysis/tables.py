@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.runs import space_names
+from analysis.uncertainty import interval_keys
 
 SCORE_METRICS = ("source/mAP", "source/rank1", "source/rank5", "source/mINP",
                  "target/mAP", "target/rank1", "target/rank5", "target/mINP", "val/mAP")
@@ -17,22 +18,32 @@ SAM_ORDER = ("none", "pos", "neg", "pos_neg")
 ORIGIN_ORDER = ("published", "searched")
 PUBLISHED_GENOTYPE = "msmt"
 MODES = ("max", "min")
-LEADERBOARD_COLUMNS = ("rank", "trial", "phase", "kind", "group", "genotype", "params", "macs", "epochs_done",
-                       "wall_seconds", "status", "stopped_early", "error", "launch", "run_id")
+LEADERBOARD_COLUMNS = ("rank", "trial", "phase", "kind", "group", "genotype", "genotype_margins", "params", "macs",
+                       "epochs_done", "wall_seconds", "status", "stopped_early", "error", "launch", "run_id")
+# One definition of a network's size everywhere (leaderboards, cost tables, figures): its parameters without
+# the classifier, whose size follows the number of training identities, not the architecture (the 2.3 M of
+# the MSINet paper). `metrics.params` (with the classifier) stays in MLflow.
+PARAMS_METRIC = "params_no_classifier"
 
 
 def leaderboard(runs: pd.DataFrame, metric: str = "val/mAP", mode: str = "max") -> pd.DataFrame:
-    """One row per trial, best first by the study's metric (its latest value; trials without it last).
+    """One row per trial, best first by the study's metric (its latest value); trials a scheduler stopped early
+    after those that ran every epoch (their value is from fewer epochs: not ranked among the others), trials
+    without the metric last.
 
-    Columns: rank (empty for trials without the metric), trial, phase, kind, group, genotype (the tag, or the
-    `genotype` param for a trial that died before reporting one), the outer hyperparameters (every name in the
-    trials' `msinet.space` tags, numbers where they parse), the source / target / val scores, the metric when it
-    is not one of them, params, macs, epochs_done, wall_seconds, status, stopped_early, error, launch, run_id.
+    Columns: rank (empty for trials stopped early or without the metric), trial, phase, kind, group, genotype
+    (the tag, or the `genotype` param for a trial that died before reporting one), genotype_margins (the
+    genotype with its undecided slots marked `?` and its decision margins, for searched genotypes), the outer
+    hyperparameters (every name in the trials' `msinet.space` tags, numbers where they parse), the source /
+    target / val scores, the metric when it is not one of them, its 95 % interval (`<metric>_ci_low`,
+    `_ci_high`) and validation size (`val_queries`, `val_ids`) when logged, params (without the classifier:
+    `PARAMS_METRIC`), macs, epochs_done, wall_seconds, status, stopped_early, error, launch, run_id.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     table = pd.DataFrame({"trial": runs["trial"], "phase": runs["phase"], "kind": runs["kind"], "group": runs["group"],
-                          "genotype": runs["genotype"].fillna(runs_column(runs, "params.genotype"))})
+                          "genotype": runs["genotype"].fillna(runs_column(runs, "params.genotype")),
+                          "genotype_margins": runs_column(runs, "tags.msinet.genotype_margins")})
     for name in outer_hyperparameters(runs):
         column = f"param.{name}" if name in LEADERBOARD_COLUMNS + SCORE_METRICS else name
         searched = runs["space"].map(lambda space, name=name: name in space_names(space)).to_numpy(dtype=bool)
@@ -41,15 +52,20 @@ def leaderboard(runs: pd.DataFrame, metric: str = "val/mAP", mode: str = "max") 
     scores = list(SCORE_METRICS) + ([metric] if metric not in SCORE_METRICS else [])
     for name in scores:
         table[name] = runs_column(runs, f"metrics.{name}").astype(float)
-    table["params"] = runs_column(runs, "metrics.params").astype(float)
+    for name in (*interval_keys(metric), "val_queries", "val_ids"):
+        source = {"val_queries": "val/num_valid_queries", "val_ids": "val/num_valid_ids"}.get(name, name)
+        table[name] = runs_column(runs, f"metrics.{source}").astype(float)
+    table["params"] = runs_column(runs, f"metrics.{PARAMS_METRIC}").astype(float)
     table["macs"] = runs_column(runs, "metrics.macs").astype(float)
     table["epochs_done"] = runs_column(runs, "metrics.epoch").astype(float)
     for name in ("wall_seconds", "status", "stopped_early", "error", "launch", "run_id"):
         table[name] = runs[name]
-    table = table.sort_values([metric, "trial"], ascending=[mode == "min", True], na_position="last",
-                              kind="stable", ignore_index=True)
+    unranked = table["stopped_early"].astype(bool) | table[metric].isna()
+    table = table.assign(_unranked=unranked).sort_values(["_unranked", metric, "trial"],
+                                                         ascending=[True, mode == "min", True], na_position="last",
+                                                         kind="stable", ignore_index=True)
     rank = pd.array(np.arange(1, len(table) + 1), dtype="Int64")
-    rank[table[metric].isna().to_numpy()] = pd.NA
+    rank[table.pop("_unranked").to_numpy()] = pd.NA
     table.insert(0, "rank", rank)
     return table
 
@@ -193,7 +209,7 @@ def cost_table(runs: pd.DataFrame, metric: str = "source/mAP") -> pd.DataFrame:
     `comparable_latency`; False throughout when no run measured it)."""
     selected = runs[(runs["status"] == "FINISHED") & (runs["kind"] == "retrain")]
     table = pd.DataFrame({"trial": selected["trial"], "genotype": selected["genotype"],
-                          "params": runs_column(selected, "metrics.params").astype(float),
+                          "params": runs_column(selected, f"metrics.{PARAMS_METRIC}").astype(float),
                           "macs": runs_column(selected, "metrics.macs").astype(float),
                           "latency_ms": runs_column(selected, f"metrics.{LATENCY_METRIC}").astype(float),
                           "images_per_second": runs_column(selected, f"metrics.{THROUGHPUT_METRIC}").astype(float),

@@ -28,12 +28,13 @@ sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself s
 
 import study_data  # noqa: E402
 import study_files  # noqa: E402
+import study_notes  # noqa: E402
 import study_registry  # noqa: E402
 import study_select  # noqa: E402
 import study_spec  # noqa: E402
 import study_tracking  # noqa: E402
 from study_launches import LaunchError, LaunchLock, claim_launch, resumable, save  # noqa: E402
-from study_plan import plan, print_plan, study_of  # noqa: E402
+from study_plan import handover_lines, plan, print_plan, study_of  # noqa: E402
 from study_summary import leaderboard, print_summary  # noqa: E402
 
 from trials.config import ConfigError  # noqa: E402
@@ -274,6 +275,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     else:
         launch["experiment_id"], launch["parent_run_id"] = study_tracking.open_parent(
             launch["tracking_uri"], study, launch["launch"], plan(launch), args.run_dir.expanduser().resolve())
+        study_notes.log_launch_params(launch["tracking_uri"], launch["parent_run_id"], plan(launch))
     launch["status"] = "running"
     save(launch)
     objectives = study_spec.objectives(study)
@@ -301,7 +303,12 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
             context = {"kind": phase.kind, "phase": phase.name, "launch": launch["launch"],
                        "tracking_uri": launch["tracking_uri"], "experiment_id": launch["experiment_id"],
                        "parent_run_id": launch["parent_run_id"], "space": list(phase.space),
-                       "groups": record["groups"], "final": bool(phase.configs), "metrics": tracked}
+                       "groups": record["groups"], "final": bool(phase.configs), "metrics": tracked,
+                       "study": study.name, "metric": study.metric, "mode": study.mode,
+                       "phase_description": phase.description,
+                       "decisions": {row["genotype"]: row["decision"] for row in earlier if row.get("decision")}}
+            for line in handover_lines(launch, phase):
+                print(line, flush=True)
             name = f"{study.name}-{launch['launch']}-{phase.name}"
             path = f"{launch['storage_path'].rstrip('/')}/{name}"
             record.update(status="running", experiment=path)
@@ -347,7 +354,8 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     launch["status"] = "finished"
     save(launch)
     print_summary(table, launch, study)
-    study_registry.register_launch_champion(launch, study)
+    champion = study_registry.register_launch_champion(launch, study)
+    study_notes.log_launch_summary(launch["tracking_uri"], launch["parent_run_id"], study, rows, table, champion)
     failed = [row["trial"] for row in rows if row["status"] == "failed"]
     return 1 if failed and len(failed) == len(rows) else 0
 

@@ -14,6 +14,7 @@ from study_spec import Study
 from trials.dataset_names import LIST_PREFIX, DatasetError, dataset_kind, is_builtin, list_folder, source_names
 
 # Source datasets render as domain A, targets as domain B: a cross-domain smoke study sees a real shift.
+# Identities per stand-in (half train, half test); a study file may ask for more (`synthetic: {market1501: 64}`).
 SYNTHETIC_IDS = {"market1501": 40, "msmt17": 40, "veri": 24, "vehicleid": 24}
 
 
@@ -48,7 +49,9 @@ def datasets(study: Study) -> dict[str, str]:
 
 
 def prepare_synthetic(study: Study, data_dir: Path, seed: int = 0) -> dict[str, dict]:
-    """Generate (or reuse) a stand-in of every built-in dataset the study reads under `data_dir`.
+    """Generate (or reuse) a stand-in of every built-in dataset the study reads under `data_dir`, with the
+    study's identity counts (`synthetic_ids`) where it sets them. A stand-in made with other counts (by a study
+    asking for others in the same run folder) is regenerated.
 
     List folders and loaders written in Python are the user's own data: they are read as they are."""
     from trials.data import synthesize  # torch: imported only when data is touched
@@ -57,7 +60,8 @@ def prepare_synthetic(study: Study, data_dir: Path, seed: int = 0) -> dict[str, 
     for index, (name, role) in enumerate(sorted(datasets(study).items())):
         if name in SYNTHETIC_IDS:
             # the platform's own stand-ins: regenerated when the generator changed
-            counts[name] = synthesize(name, data_dir, ids=SYNTHETIC_IDS[name], seed=seed + index,
+            ids = study.synthetic_ids.get(name, SYNTHETIC_IDS[name])
+            counts[name] = synthesize(name, data_dir, ids=ids, seed=seed + index,
                                       domain="A" if role == "source" else "B", overwrite=True)
     return counts
 

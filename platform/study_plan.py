@@ -60,8 +60,48 @@ def describe_genotypes(spec: dict[str, Any], objectives: str = "") -> str:
     return " + ".join(p for p in parts if p)
 
 
+def handover_lines(launch: dict[str, Any], phase: study_spec.Phase) -> list[str]:
+    """What a phase took from an earlier one, once chosen (printed at its start and by `--dry-run` of a resumed
+    launch): each genotype or configuration with the source trial's validation score, interval and size,
+    and whether the ranking of the top two was decided (analysis.uncertainty.choice)."""
+    from analysis.uncertainty import candidate, choice, choice_text, score_text, size_text
+
+    record = launch["phases"].get(phase.name, {})
+    spec = phase.configs or phase.genotypes
+    if not spec or not spec.get("from") or not (record.get("genotypes") or record.get("configs")):
+        return []
+    study = study_of(launch)
+    rows = [r for r in launch["phases"].get(spec["from"], {}).get("rows", []) if r["status"] != "failed"]
+    lines = [f"phase {phase.name} takes from phase {spec['from']} (chosen by {study.metric}, {study.mode}):"]
+    if phase.configs:
+        chosen = [(f"configuration {i + 1}", [r for r in rows if r.get("config") == config])
+                  for i, config in enumerate(record["configs"])]
+    else:
+        chosen = [(genotype, [r for r in rows if r["genotype"] == genotype]) for genotype in record["genotypes"]]
+    for name, source in chosen:
+        if not source:  # a random or published genotype: not chosen by a score
+            lines.append(f"  {name} ({record.get('groups', {}).get(name, 'not from a trial')})")
+            continue
+        row = max(source, key=lambda r: _value(r, study.metric, study.mode))
+        item = candidate(row["trial"], row, study.metric)
+        shown = row.get("decision") or name
+        lines.append(f"  {shown} <- {row['trial']} ({row['status']}): {study.metric} {score_text(item)} on "
+                     f"{size_text(item)}")
+    ranked = choice([candidate(row["trial"], row, study.metric) for row in rows], study.mode)
+    lines.append(f"  ranking of phase {spec['from']}: {choice_text(ranked, study.metric)}")
+    return lines
+
+
+def _value(row: dict[str, Any], metric: str, mode: str) -> float:
+    value = row.get(metric)
+    if not isinstance(value, int | float):
+        return float("-inf")
+    return float(value) if mode == "max" else -float(value)
+
+
 def print_plan(launch: dict[str, Any]) -> None:
     p = plan(launch)
+    study = study_of(launch)
     print(f"study {p['study']} ({p['file']}), scale {p['scale']}: {p['description']}")
     marked = "  ** a TEST metric is optimised (optimise_test_metric: true) **" if p["optimise_test_metric"] else ""
     if " against " in p["objectives"]:
@@ -83,5 +123,7 @@ def print_plan(launch: dict[str, Any]) -> None:
         stopping = phase["early_stopping"]
         print(f"  early stopping: {'ASHA on ' + p['metric'] + ' ' + json.dumps(stopping) if stopping else 'none'}; "
               f"retries from the last checkpoint: {phase['max_failures']}")
+        for line in handover_lines(launch, next(x for x in study.phases if x.name == phase["phase"])):
+            print(f"  {line}")
     print(f"tracking: {p['tracking_uri']} (experiment {p['study']}); Optuna: {p['optuna_storage']}")
     print(f"Tune results and checkpoints: {p['storage_path']}")

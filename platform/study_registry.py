@@ -24,6 +24,6 @@ def register_launch_champion(launch: dict[str, Any], study: Study) -> dict[str, 
         print(f"registry: no finished retrain with a logged model in launch {launch['launch']}; no champion",
               file=sys.stderr)
         return None
-    print(f"champion: {result['uri']} = version {result['version']}, run {result['run_id']} ({result['trial']}; "
-          f"{result['reason']})")
+    print(f"champion: {result['uri']} = version {result['version']}, run {result['run_id']} ({result['trial']})\n"
+          f"  {result['reason']}")
     return result

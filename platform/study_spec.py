@@ -72,6 +72,8 @@ class Study:
     scale: str
     synthetic: bool
     phases: list[Phase]
+    # identities of a synthetic stand-in, per dataset, where the study needs others than study_data's defaults
+    synthetic_ids: dict[str, int] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     # [[metric, mode], ...]: `metric: [val/mAP, latency/ms]` makes a multi-objective study; metric and mode
     # above are the first objective (ASHA's, the leaderboard's); empty in records older than this field.
@@ -235,9 +237,7 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
         raise StudyError(f"{where}: optimise_test_metric: expected true or false, got {optimise_test!r}")
     objectives = _objectives(document.get("metric", "val/mAP"), document.get("mode", "max"), where, optimise_test)
     metric, mode = objectives[0]
-    synthetic = document.get("synthetic", False)
-    if not isinstance(synthetic, bool):
-        raise StudyError(f"{where}: synthetic: expected true or false, got {synthetic!r}")
+    synthetic, synthetic_ids = _synthetic(document.get("synthetic", False), where)
     raw_phases = document.get("phases")
     if not isinstance(raw_phases, dict) or not raw_phases:
         raise StudyError(f"{where}: phases: expected a mapping of phase name -> phase, e.g. search: {{kind: search}}")
@@ -259,7 +259,21 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
         _check_selection(phase, phases, objectives, where)
     return Study(name=name, path=where, description=description.strip(), metric=metric, mode=mode,
                  optimise_test_metric=optimise_test, scale=scale, synthetic=synthetic, phases=phases,
-                 objectives=[list(o) for o in objectives])
+                 objectives=[list(o) for o in objectives], synthetic_ids=synthetic_ids)
+
+
+def _synthetic(value: Any, where: str) -> tuple[bool, dict[str, int]]:
+    """`synthetic: true`, or `synthetic: {market1501: 64}` (true, with 64 identities in that stand-in)."""
+    from study_data import SYNTHETIC_IDS
+
+    if isinstance(value, bool):
+        return value, {}
+    if isinstance(value, dict) and value and all(
+            name in SYNTHETIC_IDS and isinstance(ids, int) and not isinstance(ids, bool) and 8 <= ids <= 2000
+            for name, ids in value.items()):
+        return True, dict(value)
+    raise StudyError(f"{where}: synthetic: expected true, false, or identities per built-in dataset (each 8 to "
+                     f"2000, e.g. {{market1501: 64}}; datasets {', '.join(SYNTHETIC_IDS)}), got {value!r}")
 
 
 def _objectives(metric: Any, mode: Any, where: str, optimise_test: bool) -> list[tuple[str, str]]:

@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import study_notes
 import study_retries
 import study_spec
 from ray import tune
@@ -31,9 +33,10 @@ from trials.runtime.failures import TrialFailed, failure_kind
 from trials.tracking import MLflowHook
 from trials.tune_entry import run_trial, trial_group, trial_run_name
 
-RESULT_KEYS = ("val/mAP", "val/rank1", "source/mAP", "source/rank1", "source/rank5", "source/mINP", "target/mAP",
-               "target/rank1", "target/rank5", "target/mINP", "params_no_classifier", "macs", "latency/ms",
-               "latency/b1_ms_per_image")
+RESULT_KEYS = ("val/mAP", "val/rank1", "val/mAP_ci_low", "val/mAP_ci_high", "val/rank1_ci_low", "val/rank1_ci_high",
+               "val/num_valid_queries", "val/num_valid_ids", "source/mAP", "source/rank1", "source/rank5",
+               "source/mINP", "target/mAP", "target/rank1", "target/rank5", "target/mINP", "params_no_classifier",
+               "macs", "latency/ms", "latency/b1_ms_per_image")
 
 
 def param_space(phase: Phase, genotypes: list[str], seed: int) -> dict[str, Any]:
@@ -100,8 +103,9 @@ def build_tuner(study: Study, phase: Phase, genotypes: list[str], context: dict[
         storage = open_storage(optuna_storage)
         targets = {"metric": [m for m, _ in objectives], "mode": [m for _, m in objectives]} if multi else {}
         search_alg = PrunedAwareOptunaSearch(
-            planned_epochs(phase.kind, phase.config), points_to_evaluate=warm_start_points(phase, genotypes) or None,
-            seed=seed, study_name=name, storage=storage, **targets)
+            planned_epochs(phase.kind, phase.config), annotate=functools.partial(optuna_annotation, context),
+            points_to_evaluate=warm_start_points(phase, genotypes) or None, seed=seed, study_name=name,
+            storage=storage, **targets)
     scheduler = None
     if phase.early_stopping:
         max_t = make_config(phase.kind, phase.config).epochs
@@ -187,7 +191,11 @@ class Progress(tune.Callback):
 
 
 def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per trial: what the leaderboard and the next phase need, JSON-serialisable."""
+    """One row per trial: what the leaderboard and the next phase need, JSON-serialisable. `decision` is the
+    genotype with its decision margins (search trials, and retrains of a searched genotype)."""
+    from analysis.uncertainty import interval_keys
+
+    tracked = [*context.get("metrics", ()), *(key for m in context.get("metrics", ()) for key in interval_keys(m))]
     rows = []
     for result in results:
         metrics = result.metrics or {}
@@ -198,10 +206,13 @@ def result_rows(results: tune.ResultGrid, phase: Phase, context: dict[str, Any])
                "group": trial_group(make_config(phase.kind, config).to_dict(), context),
                "genotype": metrics.get("genotype") or str(config.get("genotype", "")),
                "epoch": metrics.get("epoch"), "config": dict(config)}
+        decision = study_notes.genotype_decision({**metrics, "genotype": row["genotype"]}, context)
+        if decision:
+            row["decision"] = decision
         row.update({k: config.get(k) for k in [*phase.space, *phase.grid, "supervision", "sam_mode"]
                     if k in config})
-        row.update({k: metrics[k] for k in (*RESULT_KEYS, *context.get("metrics", ()))
-                    if isinstance(metrics.get(k), int | float)})
+        row.update({k: metrics[k] for k in (*RESULT_KEYS, *tracked) if isinstance(metrics.get(k), int | float)})
+        row.update(study_notes.margin_metrics(metrics))
         if result.error:
             cause = getattr(result.error, "cause", None) or result.error
             row["error"] = (str(cause) if isinstance(cause, TrialFailed)
@@ -226,7 +237,9 @@ def trial_error(trial) -> str:
 
 
 class TrialRunStatus(tune.Callback):
-    """Closes a trial's MLflow run when Tune ended the trial: an error after the last retry, or early stopping."""
+    """Closes a trial's MLflow run when Tune ended the trial (an error after the last retry, or early stopping),
+    and writes what people read first on every trial's run: its description and genotype with margins
+    (study_notes)."""
 
     def __init__(self, context: dict[str, Any]):
         self.context = context
@@ -237,12 +250,19 @@ class TrialRunStatus(tune.Callback):
                           trial_run_name(c["phase"], trial.trial_id), params=trial.config)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._hook(trial).fail(trial_error(trial))
+        hook = self._hook(trial)
+        error = trial_error(trial)
+        hook.fail(error)
+        status = study_notes.status_text(trial.last_result, planned_epochs(self.context["kind"], trial.config),
+                                          False, error)
+        study_notes.annotate_trial_run(hook.client, hook.open(), self.context, trial.trial_id, trial.last_result,
+                                       status)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
-        if stopped_early(self.context["kind"], trial.config, result):
-            hook = self._hook(trial)
+        hook = self._hook(trial)
+        stopped = stopped_early(self.context["kind"], trial.config, result)
+        if stopped:
             run_id = hook.open()
             hook.client.set_tag(run_id, "msinet.stopped_early", "true")
             hook.client.set_tag(run_id, "msinet.stopped_epoch", str(result.get("epoch", 0)))
@@ -251,6 +271,16 @@ class TrialRunStatus(tune.Callback):
                     hook.finish(result, Path(directory))
             else:
                 hook.finish(result)
+        run_id = hook.find_run_id()
+        if run_id is not None:
+            status = study_notes.status_text(result, planned_epochs(self.context["kind"], trial.config), stopped)
+            study_notes.annotate_trial_run(hook.client, run_id, self.context, trial.trial_id, result, status)
+
+
+def optuna_annotation(context: dict[str, Any], trial_id: str, result: dict[str, Any] | None,
+                      stopped: bool) -> dict[str, Any]:
+    """The user attributes of a trial's Optuna trial (module-level: the searcher is pickled with it)."""
+    return study_notes.optuna_attributes(context, trial_id, result, stopped)
 
 
 class Heartbeat(tune.Callback):

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -67,13 +68,31 @@ def test_readme_commands_run_as_written(tmp_path):
 
 @pytest.mark.timeout(1800)
 def test_the_deployment_section_runs_as_written(tmp_path):
-    """The smoke study, its champion downloaded, exported with parity, features extracted, promoted."""
+    """The smoke study, its champion downloaded, exported with parity, features extracted, served by
+    `mlflow models serve` and queried through the client (the same features as `trials.extract`), promoted."""
+    import numpy as np
+
+    from tests.net import free_port
+
     checkout(tmp_path)
     script = deployment_script()
     assert "platform/launch.py --study smoke" in script and "trials.export" in script
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=1700, env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mlflow models serve" in script and "trials.deploy.client" in script
+    script = script.replace("5001", str(free_port()))  # the documented port may be taken on a shared machine
+    # the PATH a fresh shell has: the README's serving line must not rely on an activated venv
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    shell = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        out, err = shell.communicate(timeout=1700)
+    finally:
+        if shell.poll() is None or subprocess.run(["pgrep", "-g", str(shell.pid)], capture_output=True).returncode == 0:
+            os.killpg(shell.pid, signal.SIGTERM)  # the server too, if the script stopped before `kill %1`
+    assert shell.returncode == 0, err[-3000:]
     assert (tmp_path / "export" / "model.onnx").is_file()
     assert json.loads((tmp_path / "export" / "parity.json").read_text())["passed"] is True
-    assert (tmp_path / "query.npz").is_file()
+    extracted, served = np.load(tmp_path / "query.npz"), np.load(tmp_path / "served.npz")
+    assert list(served["paths"]) == list(extracted["paths"])
+    scale = np.abs(extracted["features"]).max()
+    np.testing.assert_allclose(served["features"], extracted["features"], rtol=1e-4, atol=1e-4 * scale)
+    assert "queries of 16 identities" in out.split("champion: ")[-1]  # what the champion's choice rests on

@@ -5,8 +5,9 @@ valid stream (one continuous stream of full passes across epochs); except at ite
 one first-order architecture step backpropagates the valid loss (into every parameter by default, into
 alpha alone with `valid_grad_to_weights: false`) and steps alpha; then the train loss is backpropagated,
 adding to the weights' gradients, and the weights step. Every epoch reports the losses, the current
-genotype and the entropy of softmax(alpha); every `eval_interval` epochs the supernet's `val/...` metrics
-on held-out training ids. Outputs: the final genotype and the alpha history (array and long table).
+genotype, the entropy of softmax(alpha) and softmax(alpha) itself (`alpha/weights`, 12 x 4: how decided each
+slot is, analysis.margins); every `eval_interval` epochs the supernet's `val/...` metrics on held-out training
+ids. Outputs: the final genotype and the alpha history (array and long table).
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
         genotype = model.genotype()
         metrics = {"epoch": epoch + 1, **losses, "lr": optimizer.param_groups[0]["lr"],
                    "arch_lr": architect.optimizer.param_groups[0]["lr"], "genotype": str(genotype),
-                   "alpha/entropy": alpha_entropy(probabilities), "epoch_seconds": time.perf_counter() - started,
+                   "alpha/entropy": alpha_entropy(probabilities), "alpha/weights": probabilities.round(6).tolist(),
+                   "epoch_seconds": time.perf_counter() - started,
                    "supervision": cfg.supervision, **latency_metrics(model, genotype, table, penalty)}
         last_val = refresh_validation(model, splits, cfg, device, workers, epoch + 1, last_val)
         metrics.update(last_val)  # carried between evaluations so schedulers always see the metric

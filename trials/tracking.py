@@ -8,11 +8,15 @@ fluent `mlflow.start_run`, no global state), so the hook works the same in the d
   resumed trial keeps logging into the same run) or create it under the parent (`mlflow.parentRunId`); log
   the flattened config as params (once), and the environment (device, torch / ray / mlflow, host) as tags;
 * every call: numeric metrics at `step=epoch` in one `log_batch` (epochs the run already holds, repeated by a
-  trial resumed from its last checkpoint, are not logged twice), the genotype as the `genotype` tag;
+  trial resumed from its last checkpoint, are not logged twice; `val/...` only at the epochs it was
+  evaluated, `val/epoch`, although the trials carry it to every report for the schedulers), the genotype as
+  the `genotype` tag;
 * the final report (the last epoch, or one that holds `source/mAP`), or `finish()` from the driver when a
   scheduler stopped the trial early: genotype.json, checkpoint/model.pt, the alpha history (search
   trials), the rank lists and activation maps (retrains), cmc.png and metrics.json as artefacts, then the
-  run is marked FINISHED;
+  run is marked FINISHED. A retrain's network is logged as an MLflow model named after the trial and its
+  genotype (`retrain-<trial id>-<genotype>`), before the final scores, which are then logged linked to it,
+  each with the dataset it was measured on: the logged model's page lists them and its datasets;
 * `fail(message)`: the `error` tag and status FAILED (the platform calls it when a trial dies).
 
 Also, once per run: the datasets the config names as MLflow dataset inputs (`trials/data/record.py`), MLflow's
@@ -53,6 +57,9 @@ TEXT_TAGS = {"genotype": "genotype", "latency/table": "msinet.latency_table",
 ROOT_ARTEFACTS = ("genotype.json", "alpha_history.csv", "alpha_history.npy", "rank_lists.png", "activation_maps.png",
                   "rank_lists.json")
 CHECKPOINT_ARTEFACTS = ("model.pt",)
+# What a logged model lists as its own metrics (with the dataset of each score): the scores and the costs.
+MODEL_METRIC_PREFIXES = ("val/", "source/", "target/", "latency/")
+MODEL_METRICS = ("params", "params_no_classifier", "macs")
 
 
 def ensure_store(tracking_uri: str, experiment_name: str, artifact_location: str | None = None) -> str:
@@ -102,6 +109,20 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def global_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to `tracking_uri` for one call, then put back: what MLflow 3's
+    fluent model logging, and its registry resolving a `models:/<id>` source, read instead of the client's."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 class MLflowHook:
     """A session hook logging one trial into its own MLflow run (module docstring)."""
 
@@ -115,6 +136,7 @@ class MLflowHook:
         self.tags = dict(tags or {})
         self.run_id: str | None = None
         self.logged_epoch = 0  # the last epoch the run already holds, when it was found rather than created
+        self.datasets: dict[str, tuple[str, str]] = {}  # context (training, target) -> (name, digest)
         self._client = None
         self._monitor = None
 
@@ -131,30 +153,52 @@ class MLflowHook:
         return self._client
 
     def __call__(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import RunTag
 
         run_id = self.open()
         if self._monitor is None:  # reports come from the trial's own process: watch its machine
             self._monitor = system_metrics.start(self.tracking_uri, run_id)
         step = int(metrics.get("epoch") or 0)
-        stamp = int(time.time() * 1000)
+        final = FINAL_KEY in metrics or step >= int(self.params.get("epochs") or 10**9)
+        # The model first, at this step, so that this step's scores are logged linked to it (with their
+        # datasets) instead of being copied to it by MLflow without them.
+        model_id = self._log_final(run_id, metrics, checkpoint_dir, step) if final else None
         # A trial resumed from its last checkpoint repeats the epochs after it; the run already holds them.
         repeated = 0 < step <= self.logged_epoch
-        values = [] if repeated else [Metric(k, v, stamp, step) for k, v in numeric_metrics(metrics).items()]
+        values = [] if repeated else self._metrics(metrics, step, model_id)
         tags = [RunTag(tag, _clip(str(metrics[key]), MAX_TAG_VALUE)) for key, tag in TEXT_TAGS.items()
                 if key in metrics]
         for start in range(0, max(len(values), 1), BATCH_METRICS):
             self.client.log_batch(run_id, metrics=values[start:start + BATCH_METRICS],
                                   tags=tags if start == 0 else [])
-        if FINAL_KEY in metrics or step >= int(self.params.get("epochs") or 10**9):
-            self.finish(metrics, checkpoint_dir)
+        if final:
+            self._monitor = system_metrics.stop(self._monitor)
+            self.client.set_terminated(run_id, "FINISHED")
 
     def finish(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
-        """The final artefacts, then FINISHED: after the last epoch, or (from the driver) an early stop."""
+        """The final artefacts, then FINISHED: from the driver, when a scheduler stopped the trial early."""
         run_id = self.open()
         self._monitor = system_metrics.stop(self._monitor)
-        self._log_final(run_id, metrics, checkpoint_dir)
+        self._log_final(run_id, metrics, checkpoint_dir, int(metrics.get("epoch") or 0))
         self.client.set_terminated(run_id, "FINISHED")
+
+    def _metrics(self, metrics: dict[str, Any], step: int, model_id: str | None) -> list:
+        """The report's numbers at `step`. `val/...` only at the epochs it was evaluated (`val/epoch`): the
+        trials carry it between evaluations for the schedulers, and a chart of carried values would show
+        steps where nothing was measured. With a model: the scores linked to it, each with its dataset."""
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        evaluated = metrics.get("val/epoch") == step
+        out = []
+        for key, value in numeric_metrics(metrics).items():
+            if key.startswith("val/") and not evaluated:
+                continue
+            linked = model_id is not None and (key.startswith(MODEL_METRIC_PREFIXES) or key in MODEL_METRICS)
+            name, digest = self.datasets.get(_metric_context(key), (None, None)) if linked else (None, None)
+            out.append(Metric(key, value, stamp, step, dataset_name=name, dataset_digest=digest,
+                              model_id=model_id if linked else None))
+        return out
 
     def open(self) -> str:
         """The trial's run id: found by its `msinet.trial` tag, or created; params and environment logged."""
@@ -177,8 +221,9 @@ class MLflowHook:
         self.run_id = run.info.run_id
         self._log_params(run)
         self._log_tags(self.run_id, environment_tags())
-        if not run.inputs.dataset_inputs:
-            self._log_datasets()
+        inputs = run.inputs.dataset_inputs if run.inputs else []
+        self.datasets = ({_context(i): (i.dataset.name, i.dataset.digest) for i in inputs} if inputs
+                         else self._log_datasets())
         return self.run_id
 
     def _drop_retry_twins(self, run) -> None:
@@ -187,6 +232,11 @@ class MLflowHook:
         for other in self._matching():
             if other.info.run_id != run.info.run_id and other.info.start_time == run.info.start_time:
                 self.client.delete_run(other.info.run_id)
+
+    def find_run_id(self) -> str | None:
+        """The trial's run id when the run exists (nothing is created or logged)."""
+        run = self._find()
+        return run.info.run_id if run is not None else None
 
     def mark_failure(self, message: str) -> None:
         """Remember on the run a failure that repeats (`kind: message`), so a restart of the trial fails at once."""
@@ -235,7 +285,9 @@ class MLflowHook:
 
         self.client.log_batch(run_id, tags=[RunTag(k, _clip(v, MAX_TAG_VALUE)) for k, v in tags.items()])
 
-    def _log_final(self, run_id: str, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+    def _log_final(self, run_id: str, metrics: dict[str, Any], checkpoint_dir: Path | None, step: int) -> str | None:
+        """The artefacts, and a retrain's network as an MLflow model logged at `step`; returns its id."""
+        model_id = None
         if checkpoint_dir is not None:
             checkpoint_dir = Path(checkpoint_dir)
             for name in ROOT_ARTEFACTS:
@@ -245,7 +297,8 @@ class MLflowHook:
                 if (checkpoint_dir / name).is_file():
                     self.client.log_artifact(run_id, str(checkpoint_dir / name), "checkpoint")
             if (checkpoint_dir / "model.pt").is_file():  # a retrain's network: also an MLflow model
-                self._log_model(run_id, checkpoint_dir / "model.pt")
+                model_id = self._log_model(run_id, checkpoint_dir / "model.pt", str(metrics.get("genotype", "")),
+                                           step)
         with tempfile.TemporaryDirectory(prefix="msinet-mlflow-") as tmp:
             curves = {prefix: metrics[f"{prefix}/cmc"] for prefix in ("source", "target")
                       if isinstance(metrics.get(f"{prefix}/cmc"), list | tuple) and metrics[f"{prefix}/cmc"]}
@@ -254,22 +307,25 @@ class MLflowHook:
                 self.client.log_artifact(run_id, str(Path(tmp) / "cmc.png"))
             (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
             self.client.log_artifact(run_id, str(Path(tmp) / "metrics.json"))
+        return model_id
 
-
-    def _log_model(self, run_id: str, checkpoint: Path) -> None:
-        from trials.deploy.mlflow_model import MODEL_URI_TAG, log_checkpoint_model
+    def _log_model(self, run_id: str, checkpoint: Path, genotype: str, step: int) -> str | None:
+        from trials.deploy.mlflow_model import MODEL_URI_TAG, log_checkpoint_model, logged_model_name
 
         try:
-            uri = log_checkpoint_model(self.tracking_uri, run_id, checkpoint)
+            uri = log_checkpoint_model(self.tracking_uri, run_id, checkpoint,
+                                       name=logged_model_name(self.run_name, genotype), step=step)
         except Exception as error:  # noqa: BLE001 - the trial's results are logged; say what is missing
             self.client.set_tag(run_id, "msinet.model_error", _clip(f"{type(error).__name__}: {error}",
                                                                      MAX_TAG_VALUE))
             print(f"warning: {self.run_name}: the MLflow model was not logged: {error}", file=sys.stderr)
-            return
+            return None
         self.client.set_tag(run_id, MODEL_URI_TAG, uri)
+        return uri.rsplit("/", 1)[-1]  # models:/<model id>
 
-    def _log_datasets(self) -> None:
-        """The config's datasets as MLflow dataset inputs (context `training` or `target`)."""
+    def _log_datasets(self) -> dict[str, tuple[str, str]]:
+        """The config's datasets as MLflow dataset inputs (context `training` or `target`); returns
+        context -> (name, digest)."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         from trials.data.record import trial_datasets
@@ -278,13 +334,24 @@ class MLflowHook:
             records = trial_datasets(self.params)
         except Exception as error:  # noqa: BLE001 - the trial itself reports unreadable data
             print(f"warning: {self.run_name}: datasets not recorded: {error}", file=sys.stderr)
-            return
+            return {}
         inputs = [DatasetInput(Dataset(name=r["name"], digest=r["digest"], source_type="local",
                                        source=json.dumps({"uri": r["root"]}),
                                        profile=json.dumps({k: v for k, v in r.items() if k not in ("root",)})),
                                tags=[InputTag("mlflow.data.context", context)]) for context, r in records]
         if inputs:
             self.client.log_inputs(self.run_id, datasets=inputs)
+        return {context: (r["name"], r["digest"]) for context, r in records}
+
+
+def _context(dataset_input) -> str:
+    return next((t.value for t in dataset_input.tags if t.key == "mlflow.data.context"), "training")
+
+
+def _metric_context(key: str) -> str:
+    """The dataset a score was measured on: the target's for `target/...`; the training dataset's otherwise
+    (`val/...` on its held-out identities, `source/...` on its test split)."""
+    return "target" if key.startswith("target/") else "training"
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -38,6 +38,9 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
                 "msinet.launch": context["launch"], "msinet.space": ",".join(context.get("space", ())),
                 "msinet.group": trial_group(cfg.to_dict(), context), "env.ray_node":
                 ray.get_runtime_context().get_node_id()}
+        decision = context.get("decisions", {}).get(str(cfg.genotype))
+        if decision:  # a retrain of a searched genotype: how decided the search left each slot
+            tags["msinet.genotype_margins"] = decision
         gpus = float(assigned.get("GPU") or 0)
         if 0 < gpus < 1:  # system/gpu_* figures are then the whole device's, not this trial's
             tags.update({"msinet.gpu_shared": "true", "msinet.gpu_share": f"{gpus:g}"})

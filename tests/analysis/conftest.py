@@ -18,6 +18,8 @@ import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from analysis.margins import decision_text
+
 OPERATIONS = ("none", "exc", "ag", "cross_att")
 MSMT = "ag-ag/exc-ag/cross_att-ag/ag-none/ag-cross_att/exc-cross_att"
 SEARCHED = "exc-ag/exc-none/none-cross_att/exc-ag/exc-exc/none-cross_att"
@@ -86,7 +88,9 @@ def _trials() -> list[Trial]:
         phase = extra.pop("phase", "retrain")
         final = {"val/mAP": val, "source/mAP": source, "source/rank1": min(source + 0.2, 1.0),
                  "source/rank5": min(source + 0.3, 1.0), "source/rank10": min(source + 0.35, 1.0),
-                 "source/mINP": source / 2, "params": size, "macs": macs, **extra.pop("final", {})}
+                 "source/mINP": source / 2, "params": size + 12_288, "params_no_classifier": size, "macs": macs,
+                 "val/mAP_ci_low": val - 0.1, "val/mAP_ci_high": val + 0.1, "val/num_valid_queries": 30,
+                 "val/num_valid_ids": 15, **extra.pop("final", {})}
         cmc = {"source/cmc": [round(min(source + 0.2 + 0.05 * r, 1.0), 3) for r in range(10)]}
         if "target/mAP" in final:
             cmc["target/cmc"] = [round(min(final["target/mAP"] + 0.1 + 0.05 * r, 1.0), 3) for r in range(10)]
@@ -133,6 +137,8 @@ def _log_trial(client: MlflowClient, experiment_id: str, parent: str, launch: st
         tags["msinet.group"] = trial.group
     if trial.genotype:
         tags["genotype"] = trial.genotype
+    if trial.alpha is not None:  # what the platform tags a search trial's run with (platform/study_notes.py)
+        tags["msinet.genotype_margins"] = decision_text(trial.genotype, trial.alpha[-1])
     run = client.create_run(experiment_id, start_time=start, tags=tags, run_name=trial.name)
     trial.run_id = run.info.run_id
     epochs = EPOCHS if trial.status != "RUNNING" else 1

@@ -94,3 +94,16 @@ def test_distribution_labels_never_overlap_even_with_long_category_names():
     boxes = [box for _, box in labels]
     for left, right in zip(boxes, boxes[1:], strict=False):
         assert left.x1 < right.x0
+
+
+def test_only_a_category_of_at_least_three_trials_gets_a_box():
+    """Quartiles of one or two values do not exist: such categories are points only."""
+    long = pd.DataFrame({"trial": [f"t{i}" for i in range(6)], "group": ["tcm"] * 3 + ["random"] * 2 + ["final"],
+                         "source/mAP": [0.5, 0.55, 0.6, 0.4, 0.45, 0.7]})
+    axes = figures.distribution_figure(long, "group", "source/mAP", "boxes").axes[0]
+    medians = [line for line in axes.lines if len(line.get_xdata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]
+               and line.get_ydata()[0] == pytest.approx(0.55)]
+    assert len(medians) == 1  # the box of tcm (n=3); random (n=2) and final (n=1) have none
+    assert sum(len(collection.get_offsets()) for collection in axes.collections) == 6  # every trial drawn
+    assert [label.get_text().splitlines()[-1] for label in axes.get_xticklabels()] == ["(n=3)", "(n=2)", "(n=1)"]
+    assert all(line.get_xdata()[0] < 0.5 for line in axes.lines)  # every box line sits at position 0

@@ -12,6 +12,15 @@ def _cli(*args):
                           timeout=120)
 
 
+def test_help_describes_every_command_in_whole_sentences():
+    result = _cli("--help")
+    assert result.returncode == 0
+    described = " ".join(result.stdout.split("positional arguments")[0].split())
+    assert described.endswith("describes each.")
+    for command in ("`report` writes", "`compare` puts runs side by side", "`promote` points"):
+        assert command in described
+
+
 def test_report_writes_the_files_and_prints_where(study_store, tmp_path):
     out = tmp_path / "report"
     result = _cli("report", "--study", "nas", "--tracking-uri", study_store.uri, "--out", str(out), "--no-log")

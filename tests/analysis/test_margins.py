@@ -9,9 +9,12 @@ from analysis.margins import (
     agreement,
     counts_with_margins,
     decision_summary,
+    decision_text,
+    marked_genotype,
     slot_margins,
     trial_margins,
     verdict_sentences,
+    weight_margins,
 )
 
 GENOTYPE = "exc-ag/exc-none/none-cross_att/exc-ag/exc-exc/none-cross_att"
@@ -121,3 +124,19 @@ def test_agreement_per_slot_within_each_launch():
     assert tied.loc[0, "most_chosen"] == "exc / ag" and tied.loc[0, "share"] == 0.5
     assert tied.loc[0, "pair_agreement"] == 0 and tied.loc[1, "most_chosen"] == "ag"  # slot 1: both ag
     assert agreement(_runs({}, status="FINISHED")).empty
+
+
+def test_a_searched_genotype_is_shown_with_its_undecided_slots_marked():
+    weights = _decided(GENOTYPE, 0.40)  # margin 0.40 - 0.20 = 0.20: decided
+    weights[0] = [0.24, 0.26, 0.25, 0.25]  # slot 0: exc by 0.01, undecided
+    weights[5] = [0.30, 0.20, 0.20, 0.30]  # slot 5: a tie, margin 0
+    margins = weight_margins(weights)
+    assert margins[0] == pytest.approx(0.01) and margins[5] == 0 and margins[1] == pytest.approx(0.2)
+    assert list(margins) == pytest.approx(list(slot_margins(_history(weights))["margin"]))  # one definition
+    assert marked_genotype(GENOTYPE, margins) == "exc?-ag/exc-none/none-cross_att?/exc-ag/exc-exc/none-cross_att"
+    assert decision_text(GENOTYPE, weights) == ("exc?-ag/exc-none/none-cross_att?/exc-ag/exc-exc/none-cross_att "
+                                                "(10 of 12 slots decided, margins 0.000-0.200)")
+    untrained = np.full((NUM_SLOTS, 4), 0.25) + np.linspace(0, 0.004, 4)
+    assert decision_text(GENOTYPE, untrained).count("?") == NUM_SLOTS
+    assert "(0 of 12 slots decided" in decision_text(GENOTYPE, untrained)
+    assert decision_text(GENOTYPE, None) == GENOTYPE and decision_text("not a genotype", weights) == "not a genotype"

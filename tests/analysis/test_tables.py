@@ -20,20 +20,24 @@ from analysis.tables import (
 
 def test_leaderboard_is_sorted_by_the_study_metric_with_trials_lacking_it_last(study_store, study_runs):
     board = leaderboard(study_runs, "val/mAP", "max")
-    logged = sorted(study_store.trials.values(), key=lambda t: (-t.final["val/mAP"], t.name))  # ties: by name
+    # ties by name; a trial stopped early (its value from fewer epochs) after those that ran every epoch, unranked
+    logged = sorted(study_store.trials.values(), key=lambda t: (t.stopped_early, -t.final["val/mAP"], t.name))
     assert list(board["trial"]) == [t.name for t in logged]
     assert list(board["val/mAP"]) == pytest.approx([t.final["val/mAP"] for t in logged])
-    assert list(board["rank"]) == list(range(1, len(board) + 1))
+    ranked = [t for t in logged if not t.stopped_early]
+    assert list(board["rank"][:len(ranked)]) == list(range(1, len(ranked) + 1))
+    assert board["rank"][len(ranked):].isna().all() and board["stopped_early"][len(ranked):].all()
     source = {t.name: t.final.get("source/mAP", np.nan) for t in logged}
     np.testing.assert_allclose(board["source/mAP"], [source[name] for name in board["trial"]])
 
     by_source = leaderboard(study_runs, "source/mAP", "max")
-    with_source = [t for t in logged if "source/mAP" in t.final]
+    with_source = [t for t in logged if "source/mAP" in t.final and not t.stopped_early]
     assert list(by_source["trial"][:len(with_source)]) == [t.name for t in sorted(with_source,
                                                                                   key=lambda t: -t.final["source/mAP"])]
     assert by_source["rank"][len(with_source):].isna().all()
     lowest_first = leaderboard(study_runs, "val/mAP", "min")
-    assert list(lowest_first["trial"]) == [t.name for t in sorted(logged, key=lambda t: (t.final["val/mAP"], t.name))]
+    assert list(lowest_first["trial"]) == [t.name for t in sorted(logged, key=lambda t: (t.stopped_early,
+                                                                                         t.final["val/mAP"], t.name))]
 
 
 def test_leaderboard_columns(study_store, study_runs):
@@ -44,7 +48,11 @@ def test_leaderboard_columns(study_store, study_runs):
         assert column in board, column
     row = board.set_index("trial").loc["retrain/b_00001"]
     assert row["lr"] == pytest.approx(0.05)  # params are text in MLflow; hyperparameters read back as numbers
+    # one definition of size: without the classifier (`params_no_classifier`), as the platform's leaderboard
     assert row["params"] == 2_328_035 and row["macs"] == pytest.approx(1.15e9) and row["epochs_done"] == 3
+    assert row["val/mAP_ci_low"] < row["val/mAP"] < row["val/mAP_ci_high"]
+    assert (row["val_queries"], row["val_ids"]) == (30, 15)
+    assert board.set_index("trial").loc["search/a_00000", "genotype_margins"].startswith("exc-ag/")
     failed = board.set_index("trial").loc["retrain/b_00007"]
     assert failed["status"] == "FAILED" and "NaN" in failed["error"]
     assert board.set_index("trial").loc["retrain/b_00008", "status"] == "RUNNING"
@@ -112,7 +120,7 @@ def test_cost_table_marks_the_front_against_params_and_macs(study_runs):
 
 def test_cost_table_carries_measured_latency_and_its_front():
     runs = pd.DataFrame({"status": "FINISHED", "kind": "retrain", "trial": ["a", "b", "c"], "genotype": "g",
-                         "run_id": ["1", "2", "3"], "metrics.params": [2e6, 2e6, 2e6],
+                         "run_id": ["1", "2", "3"], "metrics.params_no_classifier": [2e6, 2e6, 2e6],
                          "metrics.macs": [1e8, 1e8, 1e8], "metrics.source/mAP": [0.5, 0.6, 0.4],
                          "metrics.latency/b1_ms_per_image": [3.0, 5.0, 2.0],
                          "metrics.latency/b64_images_per_second": [900.0, 600.0, 1200.0]})

@@ -8,6 +8,10 @@ from analysis.uncertainty import (
     anecdote_sentence,
     beat_probability,
     bootstrap_interval,
+    candidate,
+    choice,
+    choice_text,
+    cluster_interval,
     interval_summary,
     pair_table,
 )
@@ -81,3 +85,55 @@ def test_pairs_give_the_difference_and_who_beats_whom():
     assert first["difference"] == pytest.approx(np.mean(TCM) - np.mean(RANDOM))
     assert first["p_a_beats_b"] == 1.0 and not first["anecdotal"]
     assert pairs.iloc[1]["anecdotal"] and pairs.iloc[1]["n_b"] == 1
+
+
+def test_the_validation_interval_resamples_identities_not_queries():
+    """Queries of one identity move together: 4 identities with 8 queries each are 4 draws, not 32."""
+    rng = np.random.default_rng(3)
+    level = rng.uniform(0.1, 0.9, size=4)
+    values = np.repeat(level, 8) + rng.normal(0, 0.01, size=32)
+    pids = np.repeat(np.arange(4), 8)
+    low, high = cluster_interval(values, pids, seed=0)
+    assert low <= values.mean() <= high and cluster_interval(values, pids, seed=0) == (low, high)
+    by_query = bootstrap_interval(values, seed=0)
+    assert (high - low) > 2 * (by_query[1] - by_query[0])  # the query bootstrap would claim far more precision
+    many = np.repeat(rng.uniform(0.1, 0.9, size=64), 2)  # 64 identities narrow it
+    wide, narrow = cluster_interval(values, pids), cluster_interval(many, np.repeat(np.arange(64), 2))
+    assert narrow[1] - narrow[0] < 0.5 * (wide[1] - wide[0])
+    assert cluster_interval([0.3, 0.3], ["a", "b"]) == (0.3, 0.3)
+    assert all(np.isnan(cluster_interval([], [])))
+
+
+def test_a_choice_is_undecided_when_the_top_two_intervals_overlap():
+    metrics = {"val/mAP": 0.54, "val/mAP_ci_low": 0.31, "val/mAP_ci_high": 0.78, "val/num_valid_queries": 8,
+               "val/num_valid_ids": 4}
+    best = candidate("retrain/a", metrics, "val/mAP")
+    assert (best["value"], best["low"], best["queries"], best["ids"]) == (0.54, 0.31, 8, 4)
+    close = candidate("retrain/b", {"val/mAP": 0.53, "val/mAP_ci_low": 0.29, "val/mAP_ci_high": 0.75}, "val/mAP")
+    far = candidate("retrain/c", {"val/mAP": 0.10, "val/mAP_ci_low": 0.05, "val/mAP_ci_high": 0.2}, "val/mAP")
+    undecided = choice([close, best, far])
+    assert undecided["best"]["name"] == "retrain/a" and undecided["runner_up"]["name"] == "retrain/b"
+    assert undecided["verdict"] == "undecided"
+    text = choice_text(undecided, "val/mAP")
+    assert text.startswith("retrain/a by val/mAP 0.5400 (95 % CI 0.310-0.780) on 8 queries of 4 identities")
+    assert "runner-up retrain/b 0.5300 (95 % CI 0.290-0.750)" in text and text.endswith("undecided")
+    assert choice([best, far])["verdict"] == "decided" and choice([far, best], "min")["best"]["name"] == "retrain/c"
+    assert choice([best])["verdict"] == "only candidate"
+    assert choice([best, candidate("x", {"val/mAP": 0.2}, "val/mAP")])["verdict"] == "no interval"
+    assert choice([candidate("x", {}, "val/mAP")]) is None
+    assert "no trial has val/mAP" in choice_text(None, "val/mAP")
+
+
+def test_the_intervals_need_no_pandas():
+    """The trials compute their validation intervals with this module; the GPU machine has no pandas."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; sys.modules['pandas'] = None\n"
+            "from analysis.uncertainty import cluster_interval, interval_keys\n"
+            "print(interval_keys('val/mAP'), cluster_interval([1.0, 0.0], [1, 2]))")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "val/mAP_ci_low" in done.stdout

@@ -97,6 +97,90 @@ def check_deployment(client, uri, trials, retrain, stdout, run_dir):
         torch.testing.assert_close(loaded(images), spaces.build_from_checkpoint(checkpoint).eval()(images))
 
 
+def check_what_users_read(client, uri, trials, stdout, storage):
+    """What the MLflow UI, optuna-dashboard and the registry show first (issue 25): values logged only where
+    measured, run descriptions, genotypes with their margins, validation size and intervals, the parent's
+    summary, named models registered from themselves. Through the APIs the UI reads (the `mlflow.note.content`
+    tag, run metrics and params, model version descriptions, the logged model's `mlflow.modelVersions`)."""
+    import optuna
+
+    from trials.tracking import global_tracking_uri
+
+    by_name = {r.data.tags["msinet.trial"]: r for r in trials}
+    for run in trials:
+        kind = run.data.tags["msinet.kind"]
+        evaluated = [1, 2, 4] if kind == "search" else [1, 3, 6]  # eval_interval 2 / 3 and the last epoch
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/mAP")] == evaluated
+        epochs = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
+        assert epochs == list(range(1, evaluated[-1] + 1))
+        metrics, tags = run.data.metrics, run.data.tags
+        assert (metrics["val/num_valid_ids"], 25 <= metrics["val/num_valid_queries"] <= 40) == (16, True)
+        assert metrics["val/mAP_ci_low"] <= metrics["val/mAP"] <= metrics["val/mAP_ci_high"]
+        margins = tags["msinet.genotype_margins"]
+        assert margins.split(" (")[0].replace("?", "") == tags["genotype"] and "of 12 slots decided" in margins
+        note = tags["mlflow.note.content"]
+        for text in (f"phase `{tags['msinet.phase']}`", "finished", margins, "val/mAP", "95 % CI",
+                     f"{metrics['val/num_valid_queries']:.0f} queries of 16 identities", "what it is for"):
+            assert text in note, (text, note)
+        assert ("source/mAP" in note and "never used to choose" in note) == (kind == "retrain")
+        if kind == "search":
+            assert metrics["alpha/decided_slots"] <= 12 and metrics["alpha/min_margin"] >= 0
+    for run in (r for r in trials if r.data.tags["msinet.kind"] == "retrain"):
+        searched = [r for r in trials if r.data.tags["msinet.kind"] == "search"
+                    and r.data.tags["genotype"] == run.data.tags["genotype"]]
+        assert run.data.tags["msinet.genotype_margins"] == searched[0].data.tags["msinet.genotype_margins"]
+        model = client.get_logged_model(run.data.tags["msinet.model_uri"].rsplit("/", 1)[-1])
+        assert model.name == "retrain-" + run.data.tags["msinet.trial"].split("/")[1] + "-" + \
+            run.data.tags["genotype"].replace("/", "|")
+        assert {m.key: m.dataset_name for m in model.metrics}["val/mAP"] == "market1501"
+
+    # the parent run: a summary, params, the leaderboard as a table
+    parent = children(uri)[0][0]
+    champion = client.get_model_version_by_alias("msinet-smoke", "champion")
+    chosen = client.get_run(champion.run_id)
+    summary = parent.data.metrics
+    assert (summary["trials/run"], summary["trials/failed"]) == (4, 0)
+    assert summary["champion/source/mAP"] == pytest.approx(chosen.data.metrics["source/mAP"])
+    assert summary["champion/val/mAP_ci_low"] == pytest.approx(chosen.data.metrics["val/mAP_ci_low"])
+    assert summary["best/retrain/val/mAP"] == pytest.approx(chosen.data.metrics["val/mAP"])
+    assert parent.data.params["study"] == "smoke" and parent.data.params["phases.search.kind"] == "search"
+    assert "**champion** `models:/msinet-smoke@champion`" in parent.data.tags["mlflow.note.content"]
+    with global_tracking_uri(uri):  # MlflowClient.load_table searches runs through MLflow's global URI
+        table = client.load_table(parent.info.experiment_id, "leaderboard.json", run_ids=[parent.info.run_id])
+    assert len(table) == 4 and {"trial", "genotype", "decision", "val/mAP_ci_low"} <= set(table.columns)
+
+    # the registry: registered from the logged model, which lists it; the description says what it rests on
+    model_id = chosen.data.tags["msinet.model_uri"].rsplit("/", 1)[-1]
+    assert champion.source == f"models:/{model_id}"
+    assert {"name": "msinet-smoke", "version": champion.version} in json.loads(
+        client.get_logged_model(model_id).tags["mlflow.modelVersions"])
+    description = champion.description
+    basis = f"{chosen.data.metrics['val/num_valid_queries']:.0f} queries of 16 identities"
+    for text in (basis, "95 % CI", "runner-up", chosen.data.tags["msinet.genotype_margins"],
+                 "never used to choose", f"source/mAP {chosen.data.metrics['source/mAP']:.4f}"):
+        assert text in description, (text, description)
+
+    # what the launch printed: the hand-over, the leaderboard with intervals, the champion's basis
+    assert "phase retrain takes from phase search (chosen by val/mAP, max):" in stdout
+    assert "95% CI" in stdout and "16id" in stdout and "of 12 slots decided" in stdout
+    champion_lines = stdout.split("champion: ")[-1]
+    assert basis in champion_lines and ("undecided" in champion_lines or "decided" in champion_lines)
+
+    # optuna-dashboard: named objectives, intermediate values where evaluated, user attributes
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    search = optuna.load_study(study_name=next(n for n in names if n.endswith("-search")), storage=storage)
+    assert search.metric_names == ["val/mAP"]
+    for trial in search.trials:
+        attrs = trial.user_attrs
+        run = by_name[f"search/{attrs['tune_trial_id']}"]
+        assert list(trial.intermediate_values) == [1, 2, 4]
+        assert trial.intermediate_values[4] == pytest.approx(trial.value)
+        assert trial.value == pytest.approx(run.data.metrics["val/mAP"])
+        assert attrs["mlflow_run_id"] == run.info.run_id and attrs["stopped_early"] is False
+        assert attrs["mlflow_run_url"].endswith(f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+        assert attrs["genotype"] == run.data.tags["msinet.genotype_margins"]
+
+
 def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
     from mlflow.tracking import MlflowClient
 
@@ -120,6 +204,8 @@ def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
                 "activation_maps.png"} <= names
         assert run.data.params["scale"] == "smoke" and "lr" in run.data.tags["msinet.space"]
     check_deployment(client, f"sqlite:///{run_dir}/mlflow.db", trials, retrain, result.stdout, run_dir)
+    check_what_users_read(client, f"sqlite:///{run_dir}/mlflow.db", trials, result.stdout,
+                          f"sqlite:///{run_dir}/optuna.db")
     # the Optuna study lives beside the MLflow store, so optuna-dashboard can open it
     import optuna
 

@@ -71,8 +71,8 @@ def test_a_smoke_retrain_is_one_child_run_with_metrics_tags_and_artefacts(store,
     # A resumed trial (a fresh hook, same name) logs into the same run.
     # It repeats the epochs after its last checkpoint: those are not logged twice.
     again = MLflowHook(uri, experiment_id, parent, "retrain_00000", params)
-    again({"epoch": 2, "val/mAP": 0.9, "genotype": final["genotype"]}, None)
-    again({"epoch": 3, "val/mAP": 0.5, "genotype": final["genotype"]}, None)
+    again({"epoch": 2, "val/mAP": 0.9, "val/epoch": 2, "genotype": final["genotype"]}, None)
+    again({"epoch": 3, "val/mAP": 0.5, "val/epoch": 3, "genotype": final["genotype"]}, None)
     children = _children(client, experiment_id, parent)
     assert [r.info.run_id for r in children] == [run.info.run_id]
     history = client.get_metric_history(run.info.run_id, "val/mAP")
@@ -105,6 +105,14 @@ def check_deployment_records(client, uri, run, data_root, tmp_path):
     assert any(k.startswith("system/system_memory_usage") for k in run.data.metrics)
 
     model_uri = run.data.tags["msinet.model_uri"]
+    # the logged model is named after the trial and its genotype, and lists the final scores with their dataset
+    model = client.get_logged_model(model_uri.rsplit("/", 1)[-1])
+    assert model.name == "retrain_00000-" + run.data.tags["genotype"].replace("/", "|")
+    linked = {m.key: m for m in model.metrics}
+    assert linked["val/mAP"].value == pytest.approx(run.data.metrics["val/mAP"]) and linked["val/mAP"].step == 2
+    assert (linked["source/mAP"].dataset_name, linked["source/mAP"].dataset_digest) == (logged.dataset.name,
+                                                                                         logged.dataset.digest)
+    assert linked["params_no_classifier"].dataset_name is None and not any(k.startswith("system/") for k in linked)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
@@ -119,6 +127,22 @@ def check_deployment_records(client, uri, run, data_root, tmp_path):
     images = torch.randn(3, 3, 64, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(images), reference(images))
+
+
+def test_validation_metrics_are_logged_only_at_the_epochs_they_were_evaluated(store):
+    """Trials carry `val/...` to every report (schedulers need it); MLflow gets it only where it was measured."""
+    uri, experiment_id, parent, client = store
+    hook = MLflowHook(uri, experiment_id, parent, "search_00002", {"epochs": 5})
+    evaluated = {}
+    for epoch in range(1, 5):
+        if epoch in (1, 2, 4):
+            evaluated = {"val/mAP": 0.1 * epoch, "val/mAP_ci_low": 0.05 * epoch, "val/epoch": epoch}
+        hook({"epoch": epoch, "loss/weight": 3.0 - epoch / 2, **evaluated}, None)
+    run_id = hook.run_id
+    for key in ("val/mAP", "val/mAP_ci_low", "val/epoch"):
+        assert [m.step for m in client.get_metric_history(run_id, key)] == [1, 2, 4], key
+    assert [m.value for m in client.get_metric_history(run_id, "val/mAP")] == pytest.approx([0.1, 0.2, 0.4])
+    assert [m.step for m in client.get_metric_history(run_id, "loss/weight")] == [1, 2, 3, 4]
 
 
 def test_fail_marks_the_run_failed_with_the_error(store):

@@ -38,22 +38,24 @@ def extract_features(model: torch.nn.Module, loader: Iterable, device) -> tuple[
 
 
 def evaluate(model, query_loader, gallery_loader, device, metric: str = "euclidean", rerank: bool = False,
-             remove_same_camera: bool = True, max_bytes: int = EVAL_MEMORY_BYTES) -> dict:
+             remove_same_camera: bool = True, max_bytes: int = EVAL_MEMORY_BYTES, per_query: bool = False) -> dict:
     """Features -> distances -> (optionally re-ranked) Market-1501 metrics, as the trials report them:
     ``{"mAP", "rank1", "rank5", "rank10", "mINP", "cmc" (list), "num_valid_queries"}`` (see
     ``metric_summary``). The caller adds prefixes such as ``val/`` or ``target/``. A re-ranking that cannot
-    fit in host memory is refused before any feature is extracted (``check_rerank_memory``)."""
+    fit in host memory is refused before any feature is extracted (``check_rerank_memory``).
+    ``per_query=True`` adds ``rank_metrics``' per-query values under ``per_query`` (for intervals)."""
     if rerank:
         sizes = [len(loader.dataset) for loader in (query_loader, gallery_loader) if hasattr(loader, "dataset")]
         if len(sizes) == 2:
             check_rerank_memory(*sizes)
     query = extract_features(model, query_loader, device)
     gallery = extract_features(model, gallery_loader, device)
-    return score_features(query, gallery, metric, rerank, remove_same_camera, max_bytes)
+    return score_features(query, gallery, metric, rerank, remove_same_camera, max_bytes, per_query)
 
 
 def score_features(query: tuple, gallery: tuple, metric: str = "euclidean", rerank: bool = False,
-                   remove_same_camera: bool = True, max_bytes: int = EVAL_MEMORY_BYTES) -> dict:
+                   remove_same_camera: bool = True, max_bytes: int = EVAL_MEMORY_BYTES,
+                   per_query: bool = False) -> dict:
     """The metrics of `extract_features` results ``(features, pids, camids)`` of a query and a gallery.
 
     Distances are computed on the features' device in row chunks whose temporaries stay within `max_bytes`
@@ -71,5 +73,8 @@ def score_features(query: tuple, gallery: tuple, metric: str = "euclidean", rera
     if rerank:
         distmat = re_ranking(distmat, host_distance(q_feats, q_feats, metric, max_bytes, power),
                              host_distance(g_feats, g_feats, metric, max_bytes, power))
-    return metric_summary(rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids,
-                                       remove_same_camera=remove_same_camera))
+    metrics = rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, remove_same_camera=remove_same_camera)
+    summary = metric_summary(metrics)
+    if per_query:
+        summary["per_query"] = metrics["per_query"]
+    return summary

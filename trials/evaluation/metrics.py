@@ -122,7 +122,9 @@ def rank_metrics(
 
     Arguments may be numpy arrays or torch tensors (any device; they are copied to host memory). Returns
     ``{"cmc": float64 array of length min(max_rank, num_gallery), "mAP": float, "mINP": float,
-    "num_valid_queries": int}``. Raises ValueError on shape mismatches, NaN distances, or when no query
+    "num_valid_queries": int, "num_valid_ids": int, "per_query": {...}}``, where ``per_query`` holds, for
+    every valid query in order, its ``pid``, ``ap``, ``inp`` and 0-based ``first_rank`` (what a bootstrap
+    of the scores resamples: ``query_scores``). Raises ValueError on shape mismatches, NaN distances, or when no query
     has a match left in the gallery.
 
     Queries are processed ``chunk_size`` rows at a time by ``num_threads`` threads (default
@@ -152,8 +154,9 @@ def rank_metrics(
     match_hi = np.searchsorted(sorted_pids, q_pids, side="right")
     num_ranks = min(max_rank, num_gallery)
 
-    def chunk_scores(start: int) -> tuple[np.ndarray, float, float, int]:
-        """(histogram of first-match ranks, sum of AP, sum of INP, valid queries) of one chunk."""
+    def chunk_scores(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(histogram of first-match ranks, then the pid, AP, INP and first-match rank of each valid query)
+        of one chunk."""
         stop = min(start + chunk_size, num_query)
         block = dist[start:stop]
         if np.isnan(block).any():
@@ -171,7 +174,7 @@ def rank_metrics(
         first_rank = ranks[seg_start[valid]]
         last_rank = ranks[seg_start[valid] + num_matches[valid] - 1]
         first_hist = np.bincount(np.minimum(first_rank, num_ranks), minlength=num_ranks + 1)  # last: beyond
-        return first_hist, float(ap.sum()), float((num_matches[valid] / (last_rank + 1)).sum()), int(valid.sum())
+        return first_hist, q_pids[rows][valid], ap, num_matches[valid] / (last_rank + 1), first_rank
 
     starts = range(0, num_query, chunk_size)
     num_threads = min(num_threads or torch.get_num_threads(), len(starts))
@@ -181,7 +184,9 @@ def rank_metrics(
     else:
         parts = [chunk_scores(start) for start in starts]
 
-    num_valid = sum(part[3] for part in parts)
+    per_query = {name: np.concatenate([part[i] for part in parts])
+                 for i, name in enumerate(("pid", "ap", "inp", "first_rank"), start=1)}
+    num_valid = len(per_query["ap"])
     if num_valid == 0:
         raise ValueError(
             f"no query has a match in the gallery ({num_query} queries, {num_gallery} gallery images, "
@@ -190,10 +195,22 @@ def rank_metrics(
     first_match_hist = np.sum([part[0] for part in parts], axis=0)
     return {
         "cmc": np.cumsum(first_match_hist[:num_ranks]) / num_valid,
-        "mAP": sum(part[1] for part in parts) / num_valid,
-        "mINP": sum(part[2] for part in parts) / num_valid,
+        "mAP": float(per_query["ap"].sum()) / num_valid,
+        "mINP": float(per_query["inp"].sum()) / num_valid,
         "num_valid_queries": num_valid,
+        "num_valid_ids": int(np.unique(per_query["pid"]).size),
+        "per_query": per_query,
     }
+
+
+def query_scores(per_query: dict) -> dict[str, np.ndarray]:
+    """Each reported score as the per-query values it is the mean of (``rank_metrics``' ``per_query``):
+    AP for mAP, INP for mINP, whether the first match is within the top k for rank-k."""
+    first = np.asarray(per_query["first_rank"])
+    scores = {"mAP": np.asarray(per_query["ap"], dtype=float)}
+    scores.update({f"rank{k}": (first < k).astype(float) for k in REPORTED_RANKS})
+    scores["mINP"] = np.asarray(per_query["inp"], dtype=float)
+    return scores
 
 
 def _match_ranks(block, match_lo, match_hi, by_pid, g_camids, q_camids, remove_same_camera):
@@ -297,6 +314,7 @@ def vehicleid_metrics(
         "mAP": float(np.mean([d["mAP"] for d in draws])),
         "mINP": float(np.mean([d["mINP"] for d in draws])),
         "num_valid_queries": draws[0]["num_valid_queries"],
+        "num_valid_ids": draws[0]["num_valid_ids"],
     }
 
 
@@ -308,6 +326,8 @@ def metric_summary(metrics: dict) -> dict:
     summary = {"mAP": float(metrics["mAP"])}
     summary.update({f"rank{k}": cmc[min(k, len(cmc)) - 1] for k in REPORTED_RANKS})
     summary.update({"mINP": float(metrics["mINP"]), "cmc": cmc, "num_valid_queries": int(metrics["num_valid_queries"])})
+    if "num_valid_ids" in metrics:
+        summary["num_valid_ids"] = int(metrics["num_valid_ids"])
     return summary
 
 

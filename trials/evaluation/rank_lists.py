@@ -132,7 +132,7 @@ def rank_list_figure(query: Sequence[Sample], gallery: Sequence[Sample], rows: S
     for row, ranked in zip(axes, rows, strict=True):
         q = query[ranked.index]
         show_cell(row[0], cell_array(q.path, size, QUERY_COLOUR))
-        row[0].set_title(f"query {ranked.index}\nid {q.pid} cam {q.camid}\nAP {ranked.ap:.3f}"
+        row[0].set_title(f"query {ranked.index}\nid {q.pid} {camera_label(q.camid)}\nAP {ranked.ap:.3f}"
                          + (" (worst)" if ranked.reason == "worst AP" else ""), fontsize=7)
         for rank, panel in enumerate(row[1:], start=1):
             if rank > len(ranked.gallery):
@@ -141,10 +141,15 @@ def rank_list_figure(query: Sequence[Sample], gallery: Sequence[Sample], rows: S
             g = gallery[ranked.gallery[rank - 1]]
             show_cell(panel, cell_array(g.path, size, identity_colour(q.pid, g.pid)))
             name = "distractor" if g.pid == DISTRACTOR_PID else f"id {g.pid}"
-            panel.set_title(f"#{rank} d={ranked.distances[rank - 1]:.3g}\n{name} cam {g.camid}", fontsize=7)
+            panel.set_title(f"#{rank} d={ranked.distances[rank - 1]:.3g}\n{name} {camera_label(g.camid)}", fontsize=7)
     figure.suptitle(title or f"Top-{top_k} gallery images per query (blue: the query)\ngreen: same identity, "
                     "red: another identity, orange: distractor (id 0)", fontsize=8)
     return figure
+
+
+def camera_label(camid: int) -> str:
+    """A camera as the datasets' file names write it (`c1` ... `c6` in Market-1501): samples hold it 0-based."""
+    return f"c{int(camid) + 1}"
 
 
 def grid_figure(rows: int, columns: int, cell: tuple[int, int]) -> Figure:

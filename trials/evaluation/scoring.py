@@ -1,9 +1,12 @@
 """Scoring a network on a trial's splits: features -> distances -> CMC / mAP / mINP, as flat metric dicts.
 
 Keys are `PREFIX/mAP`, `PREFIX/rank1`, `PREFIX/rank5`, `PREFIX/rank10`, `PREFIX/mINP`,
-`PREFIX/num_valid_queries` and the CMC curve as `PREFIX/cmc` (a list), the form of `metrics.metric_summary`,
-with PREFIX one of `val`, `source`, `target`: the names every phase and every study share, so runs line up
-in MLflow and in reports.
+`PREFIX/num_valid_queries`, `PREFIX/num_valid_ids` and the CMC curve as `PREFIX/cmc` (a list), the form of
+`metrics.metric_summary`, with PREFIX one of `val`, `source`, `target`: the names every phase and every study
+share, so runs line up in MLflow and in reports. The validation split also gets each score's bootstrap 95 %
+interval, `val/mAP_ci_low` and `val/mAP_ci_high` and so on: trials are chosen on it, often from few
+identities, and a choice is only as good as the gap between intervals (analysis.uncertainty.cluster_interval:
+the held-out identities are resampled, since the queries of one identity are not independent).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from trials.data.loaders import test_loader
 from trials.data.splits import Splits
 from trials.dataset_names import metric_label
 from trials.evaluation.features import extract_features, score_features
-from trials.evaluation.metrics import EVAL_MEMORY_BYTES, metric_summary, vehicleid_metrics
+from trials.evaluation.metrics import EVAL_MEMORY_BYTES, metric_summary, query_scores, vehicleid_metrics
 from trials.evaluation.reranking import check_rerank_memory
 
 
@@ -51,16 +54,31 @@ def score_split(
     rerank: bool = False,
     max_bytes: int = EVAL_MEMORY_BYTES,
     memo: dict | None = None,
+    intervals: bool = False,
 ) -> dict[str, Any]:
     """Market-1501 protocol; splits without camera labels are scored without same-camera removal. The
-    device holds the features and at most `max_bytes` more (`score_features`)."""
+    device holds the features and at most `max_bytes` more (`score_features`). `intervals`: also each
+    score's bootstrap interval (`score_intervals`)."""
     if rerank:
         check_rerank_memory(len(query), len(gallery))  # before any feature is extracted
     features = [split_features(model, samples, image_size, device, batch_size, workers, memo)
                 for samples in (query, gallery)]
     cameras = len({s.camid for s in (*query, *gallery)}) > 1
-    return _prefixed(score_features(*features, rerank=rerank, remove_same_camera=cameras, max_bytes=max_bytes),
-                     prefix)
+    summary = score_features(*features, rerank=rerank, remove_same_camera=cameras, max_bytes=max_bytes,
+                             per_query=intervals)
+    if intervals:
+        summary.update(score_intervals(summary.pop("per_query")))
+    return _prefixed(summary, prefix)
+
+
+def score_intervals(per_query: dict[str, Any]) -> dict[str, float]:
+    """`mAP_ci_low`, `mAP_ci_high`, ... : the bootstrap 95 % interval of each score, resampling identities."""
+    from analysis.uncertainty import cluster_interval, interval_keys  # numpy only
+
+    out: dict[str, float] = {}
+    for name, values in query_scores(per_query).items():
+        out.update(zip(interval_keys(name), cluster_interval(values, per_query["pid"]), strict=True))
+    return out
 
 
 def score_vehicleid(
@@ -89,7 +107,7 @@ def refresh_validation(model: nn.Module, splits: Splits, cfg: TrialConfig, devic
     if not splits.val_query or (last and epoch % cfg.eval_interval and epoch != cfg.epochs):
         return last
     metrics = score_split(model, splits.val_query, splits.val_gallery, cfg.image_size, device, "val",
-                          workers=workers, max_bytes=eval_bytes(cfg))
+                          workers=workers, max_bytes=eval_bytes(cfg), intervals=True)
     return {**metrics, "val/epoch": epoch}
 
 
@@ -138,11 +156,11 @@ def _score_sources(model, sources: Sequence[ReIDDataset], cfg: TrialConfig, devi
     metrics: dict[str, Any] = {}
     for source, label in zip(sources, labels, strict=True):
         metrics.update(_score_dataset(model, source, f"source/{label}", cfg, device, workers, memo))
-    for key in ("mAP", "rank1", "rank5", "rank10", "mINP", "num_valid_queries"):
+    for key in ("mAP", "rank1", "rank5", "rank10", "mINP", "num_valid_queries", "num_valid_ids"):
         values = [metrics[f"source/{label}/{key}"] for label in labels if f"source/{label}/{key}" in metrics]
         if len(values) == len(labels):
             total = sum(values)
-            metrics[f"source/{key}"] = total if key == "num_valid_queries" else total / len(values)
+            metrics[f"source/{key}"] = total if key.startswith("num_") else total / len(values)
     return metrics
 
 

@@ -19,6 +19,7 @@ from trials.evaluation import (
     vehicleid_metrics,
     vehicleid_splits,
 )
+from trials.evaluation.metrics import query_scores
 
 
 def reference_rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, remove_same_camera=True):
@@ -164,7 +165,15 @@ def test_equals_reference_on_continuous_distances_and_sparse_ids(seed):
     )
     expected = reference_rank_metrics(*args)
     assert 10 < expected["num_valid_queries"] < 43
-    assert_metrics_equal(rank_metrics(*args, chunk_size=16), expected)
+    result = rank_metrics(*args, chunk_size=16)
+    assert_metrics_equal(result, expected)
+    # the per-query values each score is the mean of (what the validation intervals resample)
+    scores = query_scores(result["per_query"])
+    assert scores["mAP"].mean() == pytest.approx(result["mAP"])
+    assert scores["mINP"].mean() == pytest.approx(result["mINP"])
+    for k in (1, 5, 10):
+        assert scores[f"rank{k}"].mean() == pytest.approx(result["cmc"][k - 1])
+    assert result["num_valid_ids"] == len(set(result["per_query"]["pid"])) <= result["num_valid_queries"]
 
 
 def test_result_does_not_depend_on_chunks_or_threads():
@@ -333,11 +342,11 @@ def test_evaluate_reports_the_trial_keys(metric, rerank):
         metric=metric,
         rerank=rerank,
     )
-    assert list(result) == ["mAP", "rank1", "rank5", "rank10", "mINP", "cmc", "num_valid_queries"]
+    assert list(result) == ["mAP", "rank1", "rank5", "rank10", "mINP", "cmc", "num_valid_queries", "num_valid_ids"]
     assert result["mAP"] == pytest.approx(1.0) and result["rank1"] == 1.0 and result["mINP"] == pytest.approx(1.0)
     assert isinstance(result["cmc"], list) and len(result["cmc"]) == 24
     assert all(isinstance(result[k], float) for k in ("mAP", "rank1", "rank5", "rank10", "mINP"))
-    assert result["num_valid_queries"] == 6
+    assert result["num_valid_queries"] == 6 and result["num_valid_ids"] == 6
 
 
 def test_summary_rank_k_beyond_the_gallery_is_the_last_cmc_value():

@@ -3,6 +3,7 @@ queries chosen, the cells the top-K gallery images, the frames' colours (read ba
 identities; the activation maps are those of the network's own feature maps."""
 
 import json
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -121,6 +122,9 @@ def test_the_rank_grid_has_n_rows_of_query_and_k_cells_framed_by_identity(market
     assert {CORRECT_COLOUR, WRONG_COLOUR, DISTRACTOR_COLOUR} <= seen
     texts = [axes.get_title() for axes in figure.axes if axes.get_visible()]
     assert f"AP {rows[-2].ap:.3f} (worst)" in texts[10] and "distractor" in texts[16]
+    # cameras as the file names write them (c1 ... c6), not 0-based
+    assert f"id {query.pid} c{query.camid + 1}\n" in texts[15] and f" c{market.gallery[match].camid + 1}" in texts[17]
+    assert f"_c{query.camid + 1}s" in Path(query.path).name
 
 
 def test_the_saved_pictures_are_the_grids(views):
