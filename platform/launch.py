@@ -161,6 +161,7 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
     runs = args.run_dir.expanduser().resolve()
     check_writable(runs, "--run-dir")
     data_dir = Path(launch["data_dir"])
+    study_data.check_weights(study)
     if launch["synthetic"]:
         study_data.prepare_synthetic(study, data_dir, launch["seed"])
     study_data.check_data(study, data_dir, launch["synthetic"], runs / "image_check.json")
@@ -279,13 +280,19 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 record.update(genotypes=genotypes, groups=groups)
             if phase.configs and "configs" not in record:
                 try:
-                    record["configs"] = study_select.select_configs(phase.configs, earlier, objectives)
+                    record["configs"], record["groups"] = study_select.select_configs(phase.configs, earlier,
+                                                                                      objectives)
                 except RuntimeError as error:
                     raise LaunchError(f"phase {phase.name!r} cannot start: {error}") from None
+                for side in study_select.uncovered_groups(phase.configs, earlier, record["configs"]):
+                    print(f"warning: phase {phase.name}: no trial of {phase.configs['from']} with "
+                          f"{phase.configs['group_by']}={side} ran all its epochs, so the final comparison lacks "
+                          "it", file=sys.stderr)
             context = {"kind": phase.kind, "phase": phase.name, "launch": launch["launch"],
                        "tracking_uri": launch["tracking_uri"], "experiment_id": launch["experiment_id"],
                        "parent_run_id": launch["parent_run_id"], "space": list(phase.space),
-                       "groups": record["groups"], "final": bool(phase.configs), "metrics": tracked}
+                       "groups": record["groups"], "final": bool(phase.configs), "metrics": tracked,
+                       "group_by": (phase.configs or {}).get("group_by")}
             name = f"{study.name}-{launch['launch']}-{phase.name}"
             path = f"{launch['storage_path'].rstrip('/')}/{name}"
             record.update(status="running", experiment=path)

@@ -7,6 +7,7 @@ read it with the same loaders as the real datasets.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from study_spec import Study
@@ -80,3 +81,14 @@ def check_data(study: Study, data_dir: Path, synthetic: bool, image_cache: Path 
                 f"generated in the same layouts under the run folder.")
             raise DataError(f"data: study {study.name!r} reads {name} from --data-dir {data_dir}, "
                                f"which cannot be used: {error}.{hint}") from None
+
+
+def check_weights(study: Study) -> None:
+    """`pretrained=` must name a readable file now, not after every trial has failed to load it three times."""
+    for phase in study.phases:
+        path = phase.config.get("pretrained")
+        if path and not (Path(path).is_file() and os.access(path, os.R_OK)):
+            raise DataError(f"pretrained: phase {phase.name!r} starts from {path}, which is not a readable file. "
+                            f"Give the weights' path (the authors' ImageNet-pretrained file is "
+                            f"{study.authors_pretrained or 'msinet_msmt.pth.tar'}), or drop --set pretrained= to "
+                            f"train from scratch.")

@@ -34,8 +34,8 @@ from study_fields import (
 from trials.config import KINDS, SCALES, ConfigError, make_config, reported_metrics
 
 STUDY_DIR = Path(__file__).resolve().parent / "studies"
-STUDY_KEYS = ("description", "metric", "mode", "optimise_test_metric", "default_scale", "synthetic", "phases",
-              "scales")
+STUDY_KEYS = ("description", "metric", "mode", "optimise_test_metric", "default_scale", "synthetic",
+              "authors_pretrained", "phases", "scales")
 PHASE_KEYS = ("kind", "description", "num_samples", "max_concurrent", "resources", "config", "space", "grid",
               "genotypes", "configs", "early_stopping", "max_failures", "keep_checkpoints")
 # Settable on the command line but decided by the platform, never by a study file.
@@ -75,6 +75,9 @@ class Study:
     # [[metric, mode], ...]: `metric: [val/mAP, latency/ms]` makes a multi-objective study; metric and mode
     # above are the first objective (ASHA's, the leaderboard's); empty in records older than this field.
     objectives: list[list[str]] = field(default_factory=list)
+    # The weights file the authors start these runs from (`train.py --pretrained`); at full scale a launch
+    # without `pretrained=` says it is not comparable with the paper's pretrained numbers.
+    authors_pretrained: str | None = None
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)
@@ -234,6 +237,9 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
     synthetic = document.get("synthetic", False)
     if not isinstance(synthetic, bool):
         raise StudyError(f"{where}: synthetic: expected true or false, got {synthetic!r}")
+    authors_pretrained = document.get("authors_pretrained")
+    if authors_pretrained is not None:
+        authors_pretrained = as_string(authors_pretrained, where, "authors_pretrained")
     raw_phases = document.get("phases")
     if not isinstance(raw_phases, dict) or not raw_phases:
         raise StudyError(f"{where}: phases: expected a mapping of phase name -> phase, e.g. search: {{kind: search}}")
@@ -255,7 +261,7 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
         _check_selection(phase, phases, objectives, where)
     return Study(name=name, path=where, description=description.strip(), metric=metric, mode=mode,
                  optimise_test_metric=optimise_test, scale=scale, synthetic=synthetic, phases=phases,
-                 objectives=[list(o) for o in objectives])
+                 objectives=[list(o) for o in objectives], authors_pretrained=authors_pretrained)
 
 
 def _objectives(metric: Any, mode: Any, where: str, optimise_test: bool) -> list[tuple[str, str]]:
@@ -322,6 +328,8 @@ def _phase(name: str, raw: Any, where: str, scale: str, earlier: dict[str, str])
     table = phase.config.get("latency_table")
     if isinstance(table, str) and table.endswith(".json"):  # trials run in other folders: make it absolute
         phase.config["latency_table"] = str(Path(table).expanduser().resolve())
+    if isinstance(phase.config.get("pretrained"), str) and phase.config["pretrained"]:  # the same for weights
+        phase.config["pretrained"] = str(Path(phase.config["pretrained"]).expanduser().resolve())
     for key in ("dataset", "target_dataset"):  # `dataset: [a, b]` -> "a+b": trial configs stay flat
         if isinstance(phase.config.get(key), list):
             phase.config[key] = "+".join(str(v) for v in phase.config[key])

@@ -132,6 +132,8 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
             "msinet.objectives": ",".join(f"{m}:{mode}" for m, mode in objectives(study)),
             "msinet.test_metric_optimised": str(study.optimise_test_metric).lower(),
             "mlflow.note.content": study.description, **code_version_tags()}
+    if plan.get("from_scratch"):  # a study the authors run from pretrained weights, launched without them
+        tags[FROM_SCRATCH_TAG] = plan["from_scratch"]
     run = client.create_run(experiment_id, run_name=f"{study.name}-{launch}",
                             tags={**tags, HEARTBEAT_TAG: str(int(time.time()))})
     with tempfile.TemporaryDirectory(prefix="msinet-launch-") as tmp:
@@ -144,6 +146,7 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
 
 
 HEARTBEAT_TAG = "msinet.heartbeat"  # unix time, refreshed by a live driver: a RUNNING parent without it is dead
+FROM_SCRATCH_TAG = "msinet.from_scratch"  # study_plan.from_scratch's sentence; the report repeats it
 def code_version_tags(root: Path = ROOT) -> dict[str, str]:
     """What code the launch ran: `mlflow.source.git.commit` (and whether the tree had uncommitted changes) in a
     git checkout; otherwise `msinet.code_digest`, a digest of the shipped Python sources and study files."""

@@ -107,8 +107,14 @@ class TrialConfig:
     @property
     def vehicle(self) -> bool:
         """Built-in vehicle layouts; a list folder's dataset.json or a loader's `kind` (trials.data.names)."""
-        if self.dataset in VEHICLE_DATASETS:
-            return True
+        from trials.dataset_names import BUILTIN, source_names  # names only: no torch
+
+        try:
+            parts = source_names(self.dataset)
+        except ValueError:  # an unusable name: its loader reports it
+            return False
+        if all(part in BUILTIN for part in parts):  # built-in layouts: known by name (mixing them is refused)
+            return any(part in VEHICLE_DATASETS for part in parts)
         from trials.data.names import dataset_kind  # reads a list folder's dataset.json
 
         try:

@@ -35,6 +35,9 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
                 "msinet.launch": context["launch"], "msinet.space": ",".join(context.get("space", ())),
                 "msinet.group": trial_group(cfg.to_dict(), context), "env.ray_node":
                 ray.get_runtime_context().get_node_id()}
+        if context.get("final") and context.get("group_by"):  # one final per side of the study's comparison
+            tags.update({"msinet.final_group_by": context["group_by"],
+                         "msinet.final_group": final_group(cfg.to_dict(), context)})
         gpus = float(assigned.get("GPU") or 0)
         if 0 < gpus < 1:  # system/gpu_* figures are then the whole device's, not this trial's
             tags.update({"msinet.gpu_shared": "true", "msinet.gpu_share": f"{gpus:g}"})
@@ -63,6 +66,13 @@ DIVERGED = "diverged.txt"
 def trial_run_name(phase: str, trial_id: str) -> str:
     """The MLflow run name (and `msinet.trial` tag) of one Tune trial: the driver finds runs by it too."""
     return f"{phase}/{trial_id}"
+
+
+def final_group(config: dict[str, Any], context: dict[str, Any]) -> str:
+    """A grouped final's side (`configs.group_by`): the trial's value of that config key, or for `group` where
+    its genotype came from (the driver's selection hands the origins over as `groups`)."""
+    by = context["group_by"]
+    return str(context.get("groups", {}).get(str(config["genotype"]), "?") if by == "group" else config.get(by))
 
 
 def trial_group(config: dict[str, Any], context: dict[str, Any]) -> str:
