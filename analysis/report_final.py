@@ -42,8 +42,9 @@ def final_section(out: Path, runs: pd.DataFrame, launches: pd.DataFrame, written
                   "(`final_comparison.csv` has the bounds).", "",
                   markdown_table(sides_shown(sides, by, metrics)), ""]
     columns = ["trial", "status", "genotype", *[c for c in runs if c.startswith("params.") and c[7:] in SHOWN_PARAMS],
-               *[f"metrics.{m}" for m in FINAL_METRICS if f"metrics.{m}" in runs]]
-    table = save_csv(final[columns].rename(columns=lambda c: c.split(".", 1)[-1]), out / "final.csv", written)
+               *[f"metrics.{m}" for m in FINAL_METRICS if f"metrics.{m}" in runs],
+               *[f"tags.msinet.{t}" for t in ("selected_from", "selected_score") if f"tags.msinet.{t}" in runs]]
+    table = save_csv(final[columns].rename(columns=lambda c: c.rsplit(".", 1)[-1]), out / "final.csv", written)
     return lines + (["Every final run:", ""] if by is not None else []) + [markdown_table(table)]
 
 

@@ -280,11 +280,12 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 record.update(genotypes=genotypes, groups=groups)
             if phase.configs and "configs" not in record:
                 try:
-                    record["configs"], record["groups"] = study_select.select_configs(phase.configs, earlier,
-                                                                                      objectives)
+                    chosen = study_select.select_configs(phase.configs, earlier, objectives)
                 except RuntimeError as error:
                     raise LaunchError(f"phase {phase.name!r} cannot start: {error}") from None
-                for side in study_select.uncovered_groups(phase.configs, earlier, record["configs"]):
+                record.update(configs=[row["config"] for row in chosen],
+                              finals=study_select.final_entries(phase.configs, chosen, study.metric, phase.config))
+                for side in study_select.uncovered_groups(phase.configs, earlier, chosen):
                     print(f"warning: phase {phase.name}: no trial of {phase.configs['from']} with "
                           f"{phase.configs['group_by']}={side} ran all its epochs, so the final comparison lacks "
                           "it", file=sys.stderr)
@@ -292,7 +293,7 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                        "tracking_uri": launch["tracking_uri"], "experiment_id": launch["experiment_id"],
                        "parent_run_id": launch["parent_run_id"], "space": list(phase.space),
                        "groups": record["groups"], "final": bool(phase.configs), "metrics": tracked,
-                       "group_by": (phase.configs or {}).get("group_by")}
+                       "finals": record.get("finals", [])}
             name = f"{study.name}-{launch['launch']}-{phase.name}"
             path = f"{launch['storage_path'].rstrip('/')}/{name}"
             record.update(status="running", experiment=path)

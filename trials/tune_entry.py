@@ -35,9 +35,7 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
                 "msinet.launch": context["launch"], "msinet.space": ",".join(context.get("space", ())),
                 "msinet.group": trial_group(cfg.to_dict(), context), "env.ray_node":
                 ray.get_runtime_context().get_node_id()}
-        if context.get("final") and context.get("group_by"):  # one final per side of the study's comparison
-            tags.update({"msinet.final_group_by": context["group_by"],
-                         "msinet.final_group": final_group(cfg.to_dict(), context)})
+        tags.update(final_tags(config, context))
         gpus = float(assigned.get("GPU") or 0)
         if 0 < gpus < 1:  # system/gpu_* figures are then the whole device's, not this trial's
             tags.update({"msinet.gpu_shared": "true", "msinet.gpu_share": f"{gpus:g}"})
@@ -68,11 +66,17 @@ def trial_run_name(phase: str, trial_id: str) -> str:
     return f"{phase}/{trial_id}"
 
 
-def final_group(config: dict[str, Any], context: dict[str, Any]) -> str:
-    """A grouped final's side (`configs.group_by`): the trial's value of that config key, or for `group` where
-    its genotype came from (the driver's selection hands the origins over as `groups`)."""
-    by = context["group_by"]
-    return str(context.get("groups", {}).get(str(config["genotype"]), "?") if by == "group" else config.get(by))
+def final_tags(config: dict[str, Any], context: dict[str, Any]) -> dict[str, str]:
+    """A final trial's lineage: the earlier trial whose configuration it retrains and that trial's score (what
+    the champion is chosen by: a final has no hold-out), and for a grouped final its side of the comparison."""
+    for entry in context.get("finals", ()):
+        if all(config.get(key) == value for key, value in entry["match"].items()):
+            tags = {"msinet.selected_from": entry["trial"], "msinet.selected_on": entry["metric"],
+                    "msinet.selected_score": str(entry["score"])}
+            if entry["group_by"]:
+                tags.update({"msinet.final_group_by": entry["group_by"], "msinet.final_group": entry["side"]})
+            return tags
+    return {}
 
 
 def trial_group(config: dict[str, Any], context: dict[str, Any]) -> str:

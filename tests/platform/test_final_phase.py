@@ -43,6 +43,77 @@ def test_shipped_selecting_studies_end_with_a_final_phase():
             assert final.early_stopping is None and not final.space
 
 
+def test_a_final_keeps_every_side_of_the_comparison_its_study_makes():
+    """A final fed by a phase that compares grid values or genotype origins retrains the best of each side."""
+    import study_spec
+
+    checked = set()
+    for name in study_spec.available():
+        for scale in ("full", "smoke"):
+            study = study_spec.load_study(name, scale)
+            for final in (p for p in study.phases if p.configs and not p.configs["pareto"]):
+                source = study.phase(final.configs["from"])
+                spec = source.genotypes or {}
+                sides = [*source.grid, *(["group"] if spec.get("published") or spec.get("random") else [])]
+                if sides:
+                    assert final.configs["group_by"] in sides, (name, scale)
+                    checked.add(name)
+    assert checked == {"cross_domain", "nas"}
+    retrain = study_spec.load_study("cross_domain", "full").phase("retrain")
+    assert retrain.early_stopping is None  # ASHA on source val/mAP would judge SAM by what it is not for
+
+
+def _row(trial, mAP, sam_mode, group="published", genotype="msmt", status="finished"):
+    return {"phase": "retrain", "trial": trial, "status": status, "group": group, "genotype": genotype,
+            "val/mAP": mAP, "config": {"genotype": genotype, "sam_mode": sam_mode, "lr": mAP}}
+
+
+def test_grouped_selection_takes_the_best_finished_configuration_of_each_side():
+    from study_select import final_entries, select_configs, uncovered_groups
+
+    rows = [_row("a", 0.50, "none"), _row("b", 0.40, "pos"), _row("c", 0.45, "pos"), _row("d", 0.60, "neg"),
+            _row("e", 0.70, "pos_neg", status="stopped early"), _row("f", 0.30, "pos_neg", status="failed")]
+    spec = {"from": "retrain", "top_k": 1, "group_by": "sam_mode", "pareto": False, "budget": {}}
+    chosen = select_configs(spec, rows, [("val/mAP", "max")])
+    assert [(r["config"]["sam_mode"], r["trial"]) for r in chosen] == [("neg", "d"), ("none", "a"), ("pos", "c")]
+    assert uncovered_groups(spec, rows, chosen) == ["pos_neg"]  # no trial of it ran all its epochs
+    assert [r["trial"] for r in select_configs({**spec, "group_by": None}, rows, [("val/mAP", "max")])] == ["d"]
+    entries = final_entries(spec, chosen, "val/mAP", {"lr": 0.1, "val_fraction": 0.0})
+    assert entries[0] == {"match": {"genotype": "msmt", "sam_mode": "neg"}, "group_by": "sam_mode", "side": "neg",
+                          "trial": "d", "metric": "val/mAP", "score": 0.60}
+
+    origins = [_row("g", 0.5, "none", "tcm", "g1"), _row("h", 0.6, "none", "tcm", "g2"),
+               _row("i", 0.4, "none", "classification", "g3"), _row("j", 0.3, "none", "random", "g4"),
+               _row("k", 0.55, "none")]
+    chosen = select_configs({**spec, "group_by": "group"}, origins, [("val/mAP", "max")])
+    assert [(r["config"]["genotype"], r["group"]) for r in chosen] == [
+        ("g2", "tcm"), ("msmt", "published"), ("g3", "classification"), ("g4", "random")]
+
+
+def test_a_final_trial_finds_its_lineage_and_side():
+    from trials.tune_entry import final_tags
+
+    entries = [{"match": {"genotype": "msmt", "sam_mode": s, "lr": lr}, "group_by": "sam_mode", "side": s,
+                "trial": f"retrain/{s}", "metric": "val/mAP", "score": lr} for s, lr in (("pos", 0.05), ("neg", 0.07))]
+    config = {"genotype": "msmt", "sam_mode": "neg", "lr": 0.07, "val_fraction": 0.0, "data_dir": "/d"}
+    assert final_tags(config, {"finals": entries}) == {
+        "msinet.selected_from": "retrain/neg", "msinet.selected_on": "val/mAP", "msinet.selected_score": "0.07",
+        "msinet.final_group_by": "sam_mode", "msinet.final_group": "neg"}
+    assert final_tags({**config, "lr": 0.06}, {"finals": entries}) == {}  # not a chosen configuration
+    assert final_tags(config, {}) == {}  # not a final
+
+
+def test_group_by_names_a_config_key_or_group(tmp_path):
+    import study_spec
+
+    doc = json.loads(json.dumps(STUDY))
+    doc["phases"]["final"]["configs"]["group_by"] = "sam_mod"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(study_spec.StudyError, match="did you mean 'sam_mode'"):
+        study_spec.load_study(str(path))
+
+
 def test_a_final_phase_with_a_hold_out_or_a_search_space_is_refused(tmp_path):
     import study_spec
 
