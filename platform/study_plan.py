@@ -11,6 +11,7 @@ import study_data
 import study_spec
 
 from trials.config import make_config
+from trials.dataset_names import BUILTIN, source_names
 
 # What the plan's `recipe` line shows of a phase's first trials: what the authors' commands set.
 RECIPE_FIELDS = {
@@ -75,13 +76,15 @@ def warm_start_points(phase: study_spec.Phase, genotypes: list[str]) -> list[dic
 
 def first_trials(phase: study_spec.Phase, data_dir: str) -> dict[str, Any]:
     """The resolved config of the phase's first trials (one per grid value, searched values at the recipe's),
-    restricted to RECIPE_FIELDS: a field on which they differ shows every value. Image width as trained."""
+    restricted to RECIPE_FIELDS: a field on which they differ shows every value. The image width as trained
+    (unset for own data, whose kind, person or vehicle, decides it)."""
     fields = RECIPE_FIELDS["any"] + RECIPE_FIELDS[phase.kind]
     rows = []
     for point in warm_start_points(phase, []):
         config = make_config(phase.kind, {**phase.config, **point, "data_dir": data_dir})
         row = {key: getattr(config, key) for key in fields}
-        row["height"], row["width"] = config.image_size
+        if config.width or all(part in BUILTIN for part in source_names(config.dataset)):
+            row["height"], row["width"] = config.image_size  # own data: its kind is read when it trains
         if phase.genotypes:
             row["genotype"] = f"from {describe_genotypes(phase.genotypes)}"
         rows.append(row)
