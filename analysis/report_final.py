@@ -44,7 +44,10 @@ def final_section(out: Path, runs: pd.DataFrame, launches: pd.DataFrame, written
     columns = ["trial", "status", "genotype", *[c for c in runs if c.startswith("params.") and c[7:] in SHOWN_PARAMS],
                *[f"metrics.{m}" for m in FINAL_METRICS if f"metrics.{m}" in runs],
                *[f"tags.msinet.{t}" for t in ("selected_from", "selected_score") if f"tags.msinet.{t}" in runs]]
-    table = save_csv(final[columns].rename(columns=lambda c: c.rsplit(".", 1)[-1]), out / "final.csv", written)
+    table = final[columns].rename(columns=lambda c: c.rsplit(".", 1)[-1])
+    if "selected_score" in table:  # a tag: text
+        table["selected_score"] = pd.to_numeric(table["selected_score"], errors="coerce")
+    save_csv(table, out / "final.csv", written)
     return lines + (["Every final run:", ""] if by is not None else []) + [markdown_table(table)]
 
 

@@ -65,10 +65,10 @@ def final_entries(spec: dict[str, Any], chosen: list[dict[str, Any]], metric: st
                   fixed: dict[str, Any]) -> list[dict[str, Any]]:
     """What each final trial is told about the configuration it retrains, to tag its run with: the keys it
     recognises itself by (the config less what the final phase sets), the side of the comparison, the source
-    trial and its score on the metric it was chosen by."""
+    trial (its MLflow run name, PHASE/TRIAL_ID) and its score on the metric it was chosen by."""
     return [{"match": {k: v for k, v in row["config"].items() if k not in fixed and k != "data_dir"},
              "group_by": spec["group_by"], "side": comparison_group(spec["group_by"], row) or None,
-             "trial": row["trial"], "metric": metric, "score": row.get(metric)} for row in chosen]
+             "trial": f"{row['phase']}/{row['trial']}", "metric": metric, "score": row.get(metric)} for row in chosen]
 
 
 def uncovered_groups(spec: dict[str, Any], earlier: list[dict[str, Any]], chosen: list[dict[str, Any]]) -> list[str]:

@@ -80,7 +80,7 @@ def test_grouped_selection_takes_the_best_finished_configuration_of_each_side():
     assert [r["trial"] for r in select_configs({**spec, "group_by": None}, rows, [("val/mAP", "max")])] == ["d"]
     entries = final_entries(spec, chosen, "val/mAP", {"lr": 0.1, "val_fraction": 0.0})
     assert entries[0] == {"match": {"genotype": "msmt", "sam_mode": "neg"}, "group_by": "sam_mode", "side": "neg",
-                          "trial": "d", "metric": "val/mAP", "score": 0.60}
+                          "trial": "retrain/d", "metric": "val/mAP", "score": 0.60}
 
     origins = [_row("g", 0.5, "none", "tcm", "g1"), _row("h", 0.6, "none", "tcm", "g2"),
                _row("i", 0.4, "none", "classification", "g3"), _row("j", 0.3, "none", "random", "g4"),
