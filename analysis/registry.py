@@ -4,8 +4,9 @@ points at the version of the study's best retrain.
 "Best" is by the study's *validation* metric (a test metric is never used to choose; a study that optimises
 one falls back to `val/mAP`). When the launch has retrains of the group `final` (the chosen configuration
 retrained on every training id, the paper-comparable number) the champion is one of those: they have no
-validation hold-out, so among several the validation metric decides where they logged it, else the first
-to finish. Only the `MlflowClient` API is used; nothing here imports torch.
+validation hold-out, so among several the validation metric decides where they logged it, else the score
+of the configuration each retrains (tags `msinet.selected_on`, `msinet.selected_score`), else the first to
+finish. Only the `MlflowClient` API is used; nothing here imports torch.
 
 The version is registered from the logged model itself (`models:/<model id>`), and the logged model's tag
 `mlflow.modelVersions` lists it (what its page reads: "Registered" rather than "Not registered"). The version's
@@ -64,6 +65,13 @@ def choose_champion(runs: pd.DataFrame, metric: str, mode: str) -> tuple[pd.Seri
         decision = choice([candidate(str(row["trial"]), run_metrics(row), metric) for _, row in pool.iterrows()],
                           mode)
         return pool.loc[best], f"best {what} by {metric} ({mode}): {choice_text(decision, metric)}", decision
+    chosen_on = pool.get("tags.msinet.selected_on", pd.Series(None, index=pool.index, dtype=object))
+    scores = pd.to_numeric(pool.get("tags.msinet.selected_score", pd.Series(math.nan, index=pool.index)),
+                           errors="coerce").where(chosen_on == metric)
+    if scores.notna().any():  # finals: the one whose configuration scored best before it was retrained
+        best = scores.idxmax() if mode == "max" else scores.idxmin()
+        return pool.loc[best], (f"{what} of the configuration with the best {metric} ({mode}): {scores[best]:.4g} "
+                                f"in {pool.loc[best, 'tags.msinet.selected_from']}"), None
     first = pool.sort_values("end_time", kind="stable").iloc[0]
     return first, f"{what} (none logged {metric}; the first to finish)", None
 

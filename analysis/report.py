@@ -16,6 +16,7 @@ from analysis.launch_state import launch_state, settle_silent
 from analysis.links import is_server, runs_table_url, ui_base_url, ui_command
 from analysis.report_comparisons import comparison_section
 from analysis.report_files import cell, markdown_table, save_csv, save_png
+from analysis.report_final import final_section
 from analysis.report_latency import latency_section
 from analysis.report_views import views_section
 from analysis.runs import (
@@ -62,7 +63,7 @@ def write_report(tracking_uri: str, study: str, launch: str = "latest", out: Pat
     sections = {
         "Trial status": _status_section(out, runs, written),
         "Leaderboard": _leaderboard_section(out, board, metric, mode, written),
-        "Paper-comparable numbers": _final_section(out, runs, written),
+        "Paper-comparable numbers": final_section(out, runs, launches, written),
         "Genotype statistics": _genotype_section(out, tracking_uri, runs, board, written),
         "Comparisons the paper makes": comparison_section(out, runs, written),
         "Accuracy vs cost": _cost_section(out, runs, written),
@@ -184,23 +185,6 @@ def _choice_lines(board: pd.DataFrame, metric: str, mode: str) -> list[str]:
                  for _, row in block.iterrows()]
         lines.append(f"- {phase}: {uncertainty.choice_text(uncertainty.choice(items, mode), metric)}")
     return lines
-
-
-FINAL_METRICS = ("source/mAP", "source/rank1", "source/mINP", "target/mAP", "target/rank1", "target/mINP")
-
-
-def _final_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:
-    """The final phase's runs: chosen on validation ids, retrained on every training id, tested once."""
-    final = runs[runs["group"] == "final"] if "group" in runs else runs.iloc[:0]
-    if final.empty:
-        return ["No final phase in this launch. Its test numbers come from networks trained without the "
-                "validation hold-out's identities, so they are not directly comparable with the paper's."]
-    columns = ["trial", "status", "genotype", *[c for c in runs if c.startswith("params.") and c[7:] in
-                                                ("lr", "sam_mode", "weight_decay", "triplet_margin")],
-               *[f"metrics.{m}" for m in FINAL_METRICS if f"metrics.{m}" in runs]]
-    table = save_csv(final[columns].rename(columns=lambda c: c.split(".", 1)[-1]), out / "final.csv", written)
-    return ["The configurations chosen on the validation identities, retrained on every training identity "
-            "(no hold-out) and tested once: the numbers to compare with the paper.", "", markdown_table(table)]
 
 
 def _genotype_section(out: Path, tracking_uri: str, runs: pd.DataFrame, board: pd.DataFrame,

@@ -297,16 +297,23 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
                 record.update(genotypes=genotypes, groups=groups)
             if phase.configs and "configs" not in record:
                 try:
-                    record["configs"] = study_select.select_configs(phase.configs, earlier, objectives)
+                    chosen = study_select.select_configs(phase.configs, earlier, objectives)
                 except RuntimeError as error:
                     raise LaunchError(f"phase {phase.name!r} cannot start: {error}") from None
+                record.update(configs=[row["config"] for row in chosen],
+                              finals=study_select.final_entries(phase.configs, chosen, study.metric, phase.config))
+                for side in study_select.uncovered_groups(phase.configs, earlier, chosen):
+                    print(f"warning: phase {phase.name}: no trial of {phase.configs['from']} with "
+                          f"{phase.configs['group_by']}={side} ran all its epochs, so the final comparison lacks "
+                          "it", file=sys.stderr)
             context = {"kind": phase.kind, "phase": phase.name, "launch": launch["launch"],
                        "tracking_uri": launch["tracking_uri"], "experiment_id": launch["experiment_id"],
                        "parent_run_id": launch["parent_run_id"], "space": list(phase.space),
                        "groups": record["groups"], "final": bool(phase.configs), "metrics": tracked,
                        "study": study.name, "metric": study.metric, "mode": study.mode,
                        "phase_description": phase.description,
-                       "decisions": {row["genotype"]: row["decision"] for row in earlier if row.get("decision")}}
+                       "decisions": {row["genotype"]: row["decision"] for row in earlier if row.get("decision")},
+                       "finals": record.get("finals", [])}
             for line in handover_lines(launch, phase):
                 print(line, flush=True)
             name = f"{study.name}-{launch['launch']}-{phase.name}"

@@ -103,7 +103,8 @@ def as_choices(values: Any, where: str) -> list:
 
 def parse_configs(raw: Any, where: str, kind: str, earlier: dict[str, str]) -> dict[str, Any]:
     """The final, paper-comparable step: the top-k configurations of an earlier retrain phase by the study
-    metric (per `group_by` value when given), retrained on every training id and tested once."""
+    metric, retrained on every training id and tested once. A study whose point is a comparison keeps every
+    side of it with `group_by`: a trial config key (sam_mode) or `group`, the genotype's origin."""
     if kind != "retrain":
         raise StudyError(f"{where}: only retrain phases take configs")
     raw = as_mapping(raw, where)
@@ -114,8 +115,10 @@ def parse_configs(raw: Any, where: str, kind: str, earlier: dict[str, str]) -> d
         raise StudyError(f"{where}.from: expected an earlier retrain phase ({', '.join(retrains) or 'none yet'}), "
                          f"got {source!r}")
     group_by = raw.get("group_by")
-    if group_by is not None and group_by not in TRIAL_KEYS:
-        raise StudyError(f"{where}.group_by: expected a trial config key such as sam_mode, got {group_by!r}")
+    if group_by is not None and group_by not in (*TRIAL_KEYS, "group"):
+        raise StudyError(f"{where}.group_by: expected a trial config key such as sam_mode, or group (where the "
+                         f"genotype came from: tcm, classification, random, published), got {group_by!r}"
+                         + did_you_mean(str(group_by), (*TRIAL_KEYS, "group")))
     return {"from": source, "top_k": as_int(raw.get("top_k", 1), f"{where}.top_k", 1), "group_by": group_by,
             **parse_selection(raw, where)}
 

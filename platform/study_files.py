@@ -43,7 +43,12 @@ def check_files(study: Study) -> None:
         try:
             checks[key](value)
         except ValueError as error:
-            raise FileError(f"{given_by(study, where, key, value)}: {error}") from None
+            hint = ""
+            if key == "pretrained":
+                authors = study.authors_pretrained or "msinet_msmt.pth.tar"
+                hint = (f" (the authors' ImageNet-pretrained file is {authors}; without pretrained= the trials "
+                        "train from scratch)")
+            raise FileError(f"{given_by(study, where, key, value)}: {error}{hint}") from None
 
 
 def given_by(study: Study, where: str, key: str, value: Any) -> str:

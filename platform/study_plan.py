@@ -3,11 +3,24 @@ parent run as plan.json."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import study_data
 import study_spec
+
+from trials.config import make_config
+from trials.dataset_names import BUILTIN, source_names
+
+# What the plan's `recipe` line shows of a phase's first trials: what the authors' commands set.
+RECIPE_FIELDS = {
+    "any": ("dataset", "target_dataset", "height", "width", "ids_per_batch", "instances", "epochs", "lr",
+            "milestones", "weight_decay", "genotype", "val_fraction"),
+    "retrain": ("sam_mode", "sam_ratio", "pretrained"),
+    "search": ("supervision", "arch_lr", "arch_weight_decay", "arch_milestones"),
+}
+FROM_SCRATCH = "from scratch: not comparable to the paper's pretrained numbers"
 
 
 def study_of(launch: dict[str, Any]) -> study_spec.Study:
@@ -32,17 +45,65 @@ def plan(launch: dict[str, Any]) -> dict[str, Any]:
                       f"{' per ' + spec['group_by'] if spec['group_by'] else ''}")
             trials = (f"FINAL: {chosen}{budget_text(spec)}, retrained on every training id (no hold-out) and tested "
                       "once: the paper-comparable numbers")
+        recipe = {} if phase.configs else first_trials(phase, launch["data_dir"])
         phases.append({"phase": phase.name, "kind": phase.kind, "trials": trials, "config": phase.config,
-                       "space": phase.space, "grid": phase.grid, "resources": phase.resources,
+                       "recipe": recipe, "space": phase.space, "grid": phase.grid, "resources": phase.resources,
                        "max_concurrent": phase.max_concurrent, "early_stopping": phase.early_stopping,
                        "max_failures": phase.max_failures})
     return {"study": study.name, "file": study.path, "description": study.description, "scale": study.scale,
             "metric": study.metric, "mode": study.mode, "objectives": objectives,
-            "optimise_test_metric": study.optimise_test_metric,
+            "optimise_test_metric": study.optimise_test_metric, "from_scratch": from_scratch(study),
             "launch": launch["launch"], "seed": launch["seed"], "data_dir": launch["data_dir"],
             "synthetic": launch["synthetic"], "datasets": study_data.datasets(study),
             "tracking_uri": launch["tracking_uri"], "optuna_storage": launch["optuna_storage"],
             "storage_path": launch["storage_path"], "phases": phases}
+
+
+def warm_start_points(phase: study_spec.Phase, genotypes: list[str]) -> list[dict[str, Any]]:
+    """Every grid combination once, with each searched value at the recipe's (clipped into its range)."""
+    recipe = make_config(phase.kind, phase.config).to_dict()
+    defaults = {}
+    for key, spec in phase.space.items():
+        (dist, bounds), = spec.items()
+        value = recipe[key]
+        if dist == "choice":
+            defaults[key] = value if value in bounds else bounds[0]
+        else:
+            defaults[key] = type(bounds[0])(min(max(value, bounds[0]), bounds[1]))
+    grid = study_spec.trial_values(phase, genotypes)
+    return [{**defaults, **dict(zip(grid, combo, strict=True))} for combo in itertools.product(*grid.values())]
+
+
+def first_trials(phase: study_spec.Phase, data_dir: str) -> dict[str, Any]:
+    """The resolved config of the phase's first trials (one per grid value, searched values at the recipe's),
+    restricted to RECIPE_FIELDS: a field on which they differ shows every value. The image width as trained
+    (unset for own data, whose kind, person or vehicle, decides it)."""
+    fields = RECIPE_FIELDS["any"] + RECIPE_FIELDS[phase.kind]
+    rows = []
+    for point in warm_start_points(phase, []):
+        config = make_config(phase.kind, {**phase.config, **point, "data_dir": data_dir})
+        row = {key: getattr(config, key) for key in fields}
+        if config.width or all(part in BUILTIN for part in source_names(config.dataset)):
+            row["height"], row["width"] = config.image_size  # own data: its kind is read when it trains
+        if phase.genotypes:
+            row["genotype"] = f"from {describe_genotypes(phase.genotypes)}"
+        rows.append(row)
+    recipe = {}
+    for key in fields:
+        values = [row[key] for row in rows]
+        recipe[key] = values[0] if all(v == values[0] for v in values) else values
+    return recipe
+
+
+def from_scratch(study: study_spec.Study) -> str | None:
+    """At full scale, a study the authors run from their pretrained weights, launched without `pretrained=`:
+    the sentence the plan, the launch's first lines, the parent run's tag and the report's final table carry."""
+    name = study.authors_pretrained
+    if study.scale != "full" or not name or all(phase.config.get("pretrained") for phase in study.phases
+                                                  if phase.kind == "retrain"):
+        return None
+    return (f"{FROM_SCRATCH}: the authors start these runs from their ImageNet-pretrained {name} (train.py "
+            f"--pretrained); add --set pretrained=/path/to/{name}")
 
 
 def budget_text(spec: dict[str, Any]) -> str:
@@ -103,6 +164,8 @@ def print_plan(launch: dict[str, Any]) -> None:
     p = plan(launch)
     study = study_of(launch)
     print(f"study {p['study']} ({p['file']}), scale {p['scale']}: {p['description']}")
+    if p["from_scratch"]:
+        print(f"** {p['from_scratch']} **")
     marked = "  ** a TEST metric is optimised (optimise_test_metric: true) **" if p["optimise_test_metric"] else ""
     if " against " in p["objectives"]:
         print(f"optimises {p['objectives']}: Optuna's multi-objective TPE proposes, the Pareto set is kept; "
@@ -116,6 +179,8 @@ def print_plan(launch: dict[str, Any]) -> None:
               f"{phase['resources']['cpu']:g} CPU + {phase['resources']['gpu']:g} GPU per trial"
               f"{', at most ' + str(phase['max_concurrent']) + ' at once' if phase['max_concurrent'] else ''}")
         print(f"  fixed:  {json.dumps(phase['config'])}")
+        if phase["recipe"]:
+            print(f"  recipe: {json.dumps(phase['recipe'])}")
         if phase["space"]:
             print(f"  Optuna (TPE, seed {p['seed']}): {json.dumps(phase['space'])}")
         if phase["grid"]:

@@ -34,18 +34,51 @@ def candidates(spec: dict[str, Any], earlier: list[dict[str, Any]], objectives: 
     return rows
 
 
-def select_configs(spec: dict[str, Any], earlier: list[dict[str, Any]], objectives: Objectives) -> list[dict]:
-    """The configurations a final phase retrains: among the source phase's trials that ran all their epochs,
-    the top-k (per `group_by` value when given) or the Pareto set, each config once."""
+def select_configs(spec: dict[str, Any], earlier: list[dict[str, Any]],
+                   objectives: Objectives) -> list[dict[str, Any]]:
+    """The source rows whose configurations a final phase retrains, best first.
+
+    Among the source phase's trials that ran all their epochs: the top-k or the Pareto set, each config once.
+    With `group_by` the top-k of every value of that config key (or of the trial's `group`, where its genotype
+    came from), so that a study comparing SAM modes or origins keeps every side of the comparison.
+    """
     ranked = candidates(spec, earlier, objectives, lambda r: r["status"] == "finished" and r.get("config"))
     chosen: list[dict[str, Any]] = []
     taken: dict[str, int] = {}
     for row in ranked:
-        group = str(row["config"].get(spec["group_by"])) if spec["group_by"] else ""
-        if (spec.get("pareto") or taken.get(group, 0) < spec["top_k"]) and row["config"] not in chosen:
-            chosen.append(row["config"])
+        group = comparison_group(spec["group_by"], row)
+        if (spec.get("pareto") or taken.get(group, 0) < spec["top_k"]) and all(row["config"] != c["config"]
+                                                                                for c in chosen):
+            chosen.append(row)
             taken[group] = taken.get(group, 0) + 1
     return chosen
+
+
+def comparison_group(group_by: str | None, row: dict[str, Any]) -> str:
+    """The side of a comparison a trial's row is on: its value of `group_by` (a config key, or `group`)."""
+    if not group_by:
+        return ""
+    return str(row.get("group") if group_by == "group" else row["config"].get(group_by))
+
+
+def final_entries(spec: dict[str, Any], chosen: list[dict[str, Any]], metric: str,
+                  fixed: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each final trial is told about the configuration it retrains, to tag its run with: the keys it
+    recognises itself by (the config less what the final phase sets), the side of the comparison, the source
+    trial (its MLflow run name, PHASE/TRIAL_ID) and its score on the metric it was chosen by."""
+    return [{"match": {k: v for k, v in row["config"].items() if k not in fixed and k != "data_dir"},
+             "group_by": spec["group_by"], "side": comparison_group(spec["group_by"], row) or None,
+             "trial": f"{row['phase']}/{row['trial']}", "metric": metric, "score": row.get(metric)} for row in chosen]
+
+
+def uncovered_groups(spec: dict[str, Any], earlier: list[dict[str, Any]], chosen: list[dict[str, Any]]) -> list[str]:
+    """The sides of a grouped final's comparison that none of the chosen rows is on (every trial of that side
+    failed or stopped early): the launch says so instead of printing a table that lacks them."""
+    if not spec["group_by"] or spec.get("pareto"):
+        return []
+    rows = [r for r in earlier if r["phase"] == spec["from"] and r.get("config")]
+    covered = {comparison_group(spec["group_by"], r) for r in chosen}
+    return sorted({comparison_group(spec["group_by"], r) for r in rows} - covered)
 
 
 def select_genotypes(spec: dict[str, Any], earlier: list[dict[str, Any]], objectives: Objectives,

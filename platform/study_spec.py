@@ -35,8 +35,8 @@ from trials.config import KINDS, SCALES, ConfigError, make_config, reported_metr
 from trials.text_files import TextFileError, read_text
 
 STUDY_DIR = Path(__file__).resolve().parent / "studies"
-STUDY_KEYS = ("description", "metric", "mode", "optimise_test_metric", "default_scale", "synthetic", "phases",
-              "scales")
+STUDY_KEYS = ("description", "metric", "mode", "optimise_test_metric", "default_scale", "synthetic",
+              "authors_pretrained", "phases", "scales")
 PHASE_KEYS = ("kind", "description", "num_samples", "max_concurrent", "resources", "config", "space", "grid",
               "genotypes", "configs", "early_stopping", "max_failures", "keep_checkpoints")
 # Settable on the command line but decided by the platform, never by a study file.
@@ -78,6 +78,9 @@ class Study:
     # [[metric, mode], ...]: `metric: [val/mAP, latency/ms]` makes a multi-objective study; metric and mode
     # above are the first objective (ASHA's, the leaderboard's); empty in records older than this field.
     objectives: list[list[str]] = field(default_factory=list)
+    # The weights file the authors start these runs from (`train.py --pretrained`); at full scale a launch
+    # without `pretrained=` says it is not comparable with the paper's pretrained numbers.
+    authors_pretrained: str | None = None
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)
@@ -238,6 +241,9 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
     objectives = _objectives(document.get("metric", "val/mAP"), document.get("mode", "max"), where, optimise_test)
     metric, mode = objectives[0]
     synthetic, synthetic_ids = _synthetic(document.get("synthetic", False), where)
+    authors_pretrained = document.get("authors_pretrained")
+    if authors_pretrained is not None:
+        authors_pretrained = as_string(authors_pretrained, where, "authors_pretrained")
     raw_phases = document.get("phases")
     if not isinstance(raw_phases, dict) or not raw_phases:
         raise StudyError(f"{where}: phases: expected a mapping of phase name -> phase, e.g. search: {{kind: search}}")
@@ -259,7 +265,8 @@ def _build(document: dict[str, Any], name: str, where: str, scale: str) -> Study
         _check_selection(phase, phases, objectives, where)
     return Study(name=name, path=where, description=description.strip(), metric=metric, mode=mode,
                  optimise_test_metric=optimise_test, scale=scale, synthetic=synthetic, phases=phases,
-                 objectives=[list(o) for o in objectives], synthetic_ids=synthetic_ids)
+                 objectives=[list(o) for o in objectives], synthetic_ids=synthetic_ids,
+                 authors_pretrained=authors_pretrained)
 
 
 def _synthetic(value: Any, where: str) -> tuple[bool, dict[str, int]]:

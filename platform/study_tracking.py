@@ -196,6 +196,8 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
             "msinet.test_metric_optimised": str(study.optimise_test_metric).lower(),
             "mlflow.note.content": study.description, OPTUNA_TAG: plan.get("optuna_storage", ""),
             **code_version_tags()}
+    if plan.get("from_scratch"):  # a study the authors run from pretrained weights, launched without them
+        tags[FROM_SCRATCH_TAG] = plan["from_scratch"]
     run = client.create_run(experiment_id, run_name=f"{study.name}-{launch}",
                             tags={**tags, HEARTBEAT_TAG: str(int(time.time()))})
     with tempfile.TemporaryDirectory(prefix="msinet-launch-") as tmp:
@@ -205,6 +207,9 @@ def open_parent(tracking_uri: str, study: Study, launch: str, plan: dict[str, An
         for name in ("study.yaml", "plan.json", "resolved_study.yaml"):
             client.log_artifact(run.info.run_id, str(Path(tmp) / name))
     return experiment_id, run.info.run_id
+
+
+FROM_SCRATCH_TAG = "msinet.from_scratch"  # study_plan.from_scratch's sentence; the report repeats it
 
 
 def code_version_tags(root: Path = ROOT) -> dict[str, str]:

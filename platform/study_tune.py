@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import functools
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import study_spec
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from study_optuna import PrunedAwareOptunaSearch, open_storage
+from study_plan import warm_start_points
 from study_spec import Phase, Study, sample_count, trial_values
 
 from trials.config import make_config
@@ -55,21 +55,6 @@ def param_space(phase: Phase, genotypes: list[str], seed: int) -> dict[str, Any]
         if phase.num_samples > 1 and "seed" not in grid:  # repeats differ by seed, not by nothing
             space["seed"] = tune.grid_search([seed + i for i in range(phase.num_samples)])
     return space
-
-
-def warm_start_points(phase: Phase, genotypes: list[str]) -> list[dict[str, Any]]:
-    """Every grid combination once, with each searched value at the recipe's (clipped into its range)."""
-    recipe = make_config(phase.kind, phase.config).to_dict()
-    defaults = {}
-    for key, spec in phase.space.items():
-        (dist, bounds), = spec.items()
-        value = recipe[key]
-        if dist == "choice":
-            defaults[key] = value if value in bounds else bounds[0]
-        else:
-            defaults[key] = type(bounds[0])(min(max(value, bounds[0]), bounds[1]))
-    grid = trial_values(phase, genotypes)
-    return [{**defaults, **dict(zip(grid, combo, strict=True))} for combo in itertools.product(*grid.values())]
 
 
 def final_points(phase: Phase, configs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -41,6 +41,7 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
         decision = context.get("decisions", {}).get(str(cfg.genotype))
         if decision:  # a retrain of a searched genotype: how decided the search left each slot
             tags["msinet.genotype_margins"] = decision
+        tags.update(final_tags(config, context))
         gpus = float(assigned.get("GPU") or 0)
         if 0 < gpus < 1:  # system/gpu_* figures are then the whole device's, not this trial's
             tags.update({"msinet.gpu_shared": "true", "msinet.gpu_share": f"{gpus:g}"})
@@ -79,6 +80,19 @@ FAILED = "failed.txt"  # in the trial's folder: the failure that repeats, for a 
 def trial_run_name(phase: str, trial_id: str) -> str:
     """The MLflow run name (and `msinet.trial` tag) of one Tune trial: the driver finds runs by it too."""
     return f"{phase}/{trial_id}"
+
+
+def final_tags(config: dict[str, Any], context: dict[str, Any]) -> dict[str, str]:
+    """A final trial's lineage: the earlier trial whose configuration it retrains and that trial's score (what
+    the champion is chosen by: a final has no hold-out), and for a grouped final its side of the comparison."""
+    for entry in context.get("finals", ()):
+        if all(config.get(key) == value for key, value in entry["match"].items()):
+            tags = {"msinet.selected_from": entry["trial"], "msinet.selected_on": entry["metric"],
+                    "msinet.selected_score": str(entry["score"])}
+            if entry["group_by"]:
+                tags.update({"msinet.final_group_by": entry["group_by"], "msinet.final_group": entry["side"]})
+            return tags
+    return {}
 
 
 def trial_group(config: dict[str, Any], context: dict[str, Any]) -> str:

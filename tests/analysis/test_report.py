@@ -175,3 +175,30 @@ def test_a_final_group_is_its_own_row_never_pooled_with_the_others(study_runs, t
     published = pd.read_csv(tmp_path / "published_summary.csv")
     assert set(published.loc[published["phase"] == "final", "origin"]) <= {"published", "searched"}
     assert published.loc[published["phase"] == "retrain", "n"].sum() == 5  # the final runs are not in it
+
+
+def test_grouped_finals_are_compared_side_by_side_on_the_target(study_runs, tmp_path):
+    from analysis.report_final import final_section
+    from analysis.tables import sam_comparison
+
+    cross = study_runs[study_runs["phase"] == "cross_domain"]
+    final = cross.assign(group="final", phase="final", trial=lambda frame: "final/" + frame["trial"],
+                         **{"tags.msinet.final_group_by": "sam_mode",
+                            "tags.msinet.final_group": cross["params.sam_mode"]})
+    repeat = final[final["tags.msinet.final_group"] == "pos"].assign(
+        trial="final/repeat", **{"metrics.target/mAP": 0.30, "metrics.target/rank1": 0.50})
+    runs = pd.concat([study_runs, final, repeat], ignore_index=True)
+    launches = pd.DataFrame({"launch": ["L2"], "tags.msinet.from_scratch": ["from scratch: not comparable to "
+                                                                            "the paper's pretrained numbers: x"]})
+    lines = final_section(tmp_path, runs, launches, [])
+    sides = pd.read_csv(tmp_path / "final_comparison.csv").set_index("sam_mode")
+    assert list(sides.index) == ["none", "pos", "neg", "pos_neg"] and sides.loc["pos", "n"] == 2
+    assert sides.loc["pos", "target/mAP"] == pytest.approx((0.24 + 0.30) / 2)
+    assert sides.loc["pos", "target/mAP ci_low"] <= 0.24 and sides.loc["pos", "target/mAP ci_high"] >= 0.30
+    assert pd.isna(sides.loc["none", "target/mAP ci_low"])  # one run: a number, no interval
+    text = "\n".join(lines)
+    assert text.index("> **from scratch: not comparable") < text.index("| sam_mode | n | target/mAP | target/rank1 "
+                                                                         "| source/mAP | source/rank1 |")
+    pos_line = next(line for line in text.splitlines() if line.startswith("| pos |"))
+    assert "0.2700 [" in pos_line and "final/repeat" in pos_line
+    assert len(sam_comparison(runs)) == len(sam_comparison(study_runs))  # finals are not pooled with retrains

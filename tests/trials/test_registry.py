@@ -168,3 +168,19 @@ def test_the_champion_serves_as_documented_and_refuses_raw_pixels(study, smoke_c
     while subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "the scoring server outlived its CLI"
         time.sleep(0.5)
+
+
+def test_among_several_finals_the_one_whose_configuration_scored_best_before():
+    import pandas as pd
+
+    from analysis.registry import choose_champion
+
+    runs = pd.DataFrame({"run_id": ["1", "2", "3"], "kind": "retrain", "status": "FINISHED", "group": "final",
+                         "end_time": [1, 2, 3], f"tags.{MODEL_URI_TAG}": ["models:/m-1", "models:/m-2", "models:/m-3"],
+                         "tags.msinet.selected_on": "val/mAP", "tags.msinet.selected_score": ["0.4", "0.6", "0.5"],
+                         "tags.msinet.selected_from": ["retrain/a", "retrain/b", "retrain/c"],
+                         "metrics.target/mAP": [0.9, 0.1, 0.2]})  # a test metric never chooses
+    row, reason, _ = choose_champion(runs, "val/mAP", "max")
+    assert row["run_id"] == "2" and "retrain/b" in reason
+    row, _, _ = choose_champion(runs.assign(**{"tags.msinet.selected_on": "val/rank1"}), "val/mAP", "max")
+    assert row["run_id"] == "1"  # scored on another metric: the first to finish, as before
