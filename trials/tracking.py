@@ -40,6 +40,8 @@ from trials import system_metrics
 TRIAL_TAG = "msinet.trial"
 PARENT_TAG = "mlflow.parentRunId"
 DIVERGED_TAG = "msinet.diverged"
+NODES_TAG = "msinet.nodes"  # the Ray node of every start of the trial, comma-separated, in order
+RETRIES_TAG = "msinet.retries"
 FINAL_KEY = "source/mAP"
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
@@ -178,6 +180,14 @@ class MLflowHook:
         if not run.inputs.dataset_inputs:
             self._log_datasets()
         return self.run_id
+
+    def record_start(self, node: str) -> None:
+        """Count a start of the trial on its run: `msinet.nodes` lists the Ray node of every start in order,
+        `msinet.retries` how many starts followed the first (a retry after a failure, or a --resume)."""
+        run_id = self.open()
+        earlier = self.client.get_run(run_id).data.tags.get(NODES_TAG, "")
+        nodes = [n for n in earlier.split(",") if n] + [node]
+        self._log_tags(run_id, {NODES_TAG: ",".join(nodes), RETRIES_TAG: str(len(nodes) - 1)})
 
     def mark_diverged(self, message: str) -> None:
         """Remember on the run that the trial diverged, so a retry of it fails at once."""

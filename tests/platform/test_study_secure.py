@@ -10,9 +10,7 @@ launch.py hands the login over in the Ray runtime environment. Teardown stops ex
 
 import base64
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,52 +22,11 @@ from pathlib import Path
 import pytest
 
 from tests.net import free_port
+from tests.processes import BIN, ROOT, clean_env, group_alive, make_ray_token, start_group, stop_group, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SHORT = ["--set", "search.config.epochs=4", "--set", "retrain.config.epochs=6", "--set",
          "retrain.config.eval_interval=3"]
-LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 pytestmark = pytest.mark.slow
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any Ray token or MLflow login, plus `extra`."""
-    drop = {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS", *LOGIN}
-    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
-
-
-def start_group(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """A process in its own process group, so that teardown can stop it and everything it spawned, and no more."""
-    with open(log, "w") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def stop_group(process: subprocess.Popen, grace: float = 60) -> None:
-    """SIGTERM to the process (`ray start --block` then stops its node in order), then to what is left of its
-    group, then SIGKILL; returns when the group is gone."""
-    for signal_group, sig, wait in ((False, signal.SIGTERM, grace), (True, signal.SIGTERM, 10),
-                                    (True, signal.SIGKILL, 30)):
-        try:
-            os.killpg(process.pid, sig) if signal_group else process.send_signal(sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            process.poll()  # reaps the leader, whose zombie would keep the group alive
-            if not _group_alive(process.pid):
-                return
-            time.sleep(0.5)
-
-
-def wait_for(predicate, what: str, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"{what} did not come up in {timeout:.0f}s:\n{log.read_text()[-3000:]}")
 
 
 def http(url: str, login: tuple[str, str] | None = None, host: str | None = None) -> int:
@@ -93,14 +50,7 @@ def http(url: str, login: tuple[str, str] | None = None, host: str | None = None
 @pytest.fixture(scope="module")
 def ray_token(tmp_path_factory) -> Path:
     """Made the way docs/studies.md tells users to make the cluster's token: `ray get-auth-token --generate`."""
-    home = tmp_path_factory.mktemp("user-home")
-    made = subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=clean_env(HOME=str(home)),
-                          capture_output=True, text=True, timeout=60)
-    token = home / ".ray" / "auth_token"
-    assert made.returncode == 0 and token.is_file(), made.stderr
-    token.chmod(0o600)
-    assert len(token.read_text().strip()) >= 32
-    return token
+    return make_ray_token(tmp_path_factory.mktemp("user-home"))
 
 
 @pytest.fixture(scope="module")
@@ -146,18 +96,10 @@ def two_node_cluster(ray_token):
     finally:
         for node in reversed(nodes):
             stop_group(node)
-        left = [n.pid for n in nodes if _group_alive(n.pid)]
+        left = [n.pid for n in nodes if group_alive(n.pid)]
         if not left:
             shutil.rmtree(temp, ignore_errors=True)
         assert not left, f"processes of the groups {left} survived teardown"
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 @pytest.fixture(scope="module")
