@@ -215,8 +215,8 @@ def resolve_cluster(args: argparse.Namespace, connected: bool = False) -> study_
     if args.cluster:
         return study_cluster.read_cluster_yaml(args.cluster)
     if not args.address:
-        if not connected:
-            return study_cluster.local_machine(args.num_cpus)
+        if not connected:  # a dry run here may be planning for a cluster: a request this machine lacks warns
+            return dataclasses.replace(study_cluster.local_machine(args.num_cpus), complete=False)
         import ray
 
         total = ray.cluster_resources()

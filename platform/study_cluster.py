@@ -65,7 +65,7 @@ class Cluster:
     source: str  # where the node types were read, for the plan and the errors
     node_types: tuple[NodeType, ...]
     complete: bool = True  # False: only the nodes up now are known, so a request beyond them only warns
-    remedy: str = "or add a larger node type"
+    remedy: str = "or add a larger node type: no autoscaler can start a node for it, so it would wait forever"
 
     def largest(self) -> NodeType:
         return max(self.node_types, key=lambda t: (t.gpus, t.cpus))
@@ -155,7 +155,8 @@ def local_machine(cpus: float | None = None, gpus: float | None = None) -> Clust
     node = NodeType("this machine", float(cpus if cpus is not None else os.cpu_count() or 1),
                     float(len(names) if gpus is None else gpus), 1, names[0] if names else "")
     return Cluster("this machine (a local Ray instance)", (node,),
-                   remedy="or --gpus-per-trial 0, or --scale smoke, on this machine")
+                   remedy="or --gpus-per-trial 0, or --scale smoke, on this machine (to plan for a cluster instead: "
+                          "--cluster cluster.yaml)")
 
 
 def fit(resources: dict[str, float], node: NodeType) -> tuple[int, str]:
@@ -189,7 +190,7 @@ def impossible(phase: str, resources: dict[str, float], cluster: Cluster) -> str
     per_trial = f"{resources['cpu']:g} CPU + {resources['gpu']:g} GPU"
     return (f"phase {phase!r} asks for {per_trial} per trial, but no node of {cluster.source} can hold one: the "
             f"largest node type is {big.describe()}. Lower the request (--set {phase}.resources.cpu=N, "
-            f"--set {phase}.resources.gpu=F) {cluster.remedy}: the launch would wait forever otherwise")
+            f"--set {phase}.resources.gpu=F) {cluster.remedy}")
 
 
 def idle_warning(phase: str, resources: dict[str, float], plan: Layout) -> str | None:

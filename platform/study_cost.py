@@ -89,8 +89,9 @@ def estimate(cfg: TrialConfig, trials: int, concurrent: int, gpu: float, device:
     kind = cfg.kind
     match = next((name for name in rates if device and device.lower() in name.lower()), None)
     reference = match or next(iter(sorted(rates)), None)
+    unknown = f"unknown device {device or '(a GPU of unknown model)'}: no estimate"
     if reference is None or kind not in rates[reference]:
-        return {"note": f"unknown device {device or ''}: no estimate (no GPU figures in benchmarks/results)"}
+        return {"note": f"{unknown} (no GPU figures in benchmarks/results)"}
     rate = rates[reference][kind] / pixels
     gpu_hours = trials * images / rate / 3600
     trial_hours = images / (rate * min(gpu, 1.0)) / 3600  # packed trials share the GPU's rate
@@ -98,7 +99,7 @@ def estimate(cfg: TrialConfig, trials: int, concurrent: int, gpu: float, device:
     out = {"device": reference, "date": rates[reference]["date"], "images_per_s": rate,
            "images_per_trial": images, "gpu_hours": gpu_hours, "wall_hours": waves * trial_hours}
     if match is None:
-        out["note"] = f"unknown device {device or '(a logical GPU)'}: no estimate"
+        out["note"] = unknown
     return out
 
 
