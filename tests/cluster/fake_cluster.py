@@ -139,10 +139,11 @@ def start(token: Path) -> FakeCluster:
                         str(temp / "fake_cluster.yaml"), "--num-cpus", str(head_cpus), "--num-gpus", "0",
                         "--temp-dir", str(temp / "ray"), "--include-dashboard", "false",
                         "--dashboard-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
-                        "--ray-client-server-port", str(free_port()), "--disable-usage-stats", "--block"],
-                       log, {**env, "RAY_FAKE_CLUSTER": "1"})
+                        "--disable-usage-stats", "--block"], log, {**env, "RAY_FAKE_CLUSTER": "1"})
     try:
-        wait_for(lambda: "Ray runtime started" in log.read_text(), "ray start (fake cluster head)", log)
+        wait_for(lambda: "Ray runtime started" in log.read_text() or head.poll() is not None,
+                 "ray start (fake cluster head)", log)
+        assert head.poll() is None, f"ray start (fake cluster head) exited:\n{log.read_text()[-3000:]}"
     except BaseException:
         stop_group(head)
         raise

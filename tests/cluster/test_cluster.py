@@ -214,7 +214,7 @@ def test_the_gpu_time_held_is_recorded(main_launch):
     share = shipped_resources()["gpu"]
     for run in runs:  # the share times the time the trial's actor ran: about the run's own wall time
         wall_h = (run.info.end_time - run.info.start_time) / 3.6e6
-        assert share * wall_h * 0.5 < run.data.metrics["gpu_hours"] < share * (wall_h + 30 / 3600)
+        assert share * wall_h * 0.5 < run.data.metrics["gpu_hours"] < share * (wall_h + 60 / 3600)
     parent = client.search_runs([runs[0].info.experiment_id], "tags.`msinet.role` = 'launch'")[0]
     total = sum(r.data.metrics["gpu_hours"] for r in runs)
     assert parent.data.metrics["gpu_hours"] == pytest.approx(total)
@@ -253,8 +253,8 @@ def test_scales_back_to_zero_after_the_idle_timeout(cluster, main_launch):
     took = cluster.wait_for_workers(0, timeout=IDLE_TIMEOUT_MINUTES * 60 + 120)
     nodes = [n for n in cluster.nodes() if not n["head"]]
     killed = main_launch["killed"]["node"]
-    for node in nodes:
+    for node in nodes:  # the autoscaler stopped every node it had not lost
         if node["node_id"] != killed:
-            assert node["death_message"] == "Terminated by autoscaler.", node
+            assert node["death"] == "EXPECTED_TERMINATION", node
     print(f"\nback to zero {took:.0f}s after the last test's launch (idle timeout {IDLE_TIMEOUT_MINUTES * 60:.0f}s);"
           f" waited {time.monotonic() - since:.0f}s", file=sys.stderr)
