@@ -1,7 +1,7 @@
 """The cluster a launch runs on, as its plan sees it: node types, and how a phase's trials fit on them.
 
-What a trial asks for decides how many share a node: `min(node CPUs / cpu, node GPUs / gpu)` (DESIGN.md,
-section 11). The node types come from
+What a trial asks for decides how many share a node: `min(node CPUs / cpu, node GPUs / gpu)` (docs/studies.md,
+*How the cluster is used*). The node types come from
 
 * `--cluster cluster.yaml`, read offline: each type's `resources` when given, else the CPUs, GPUs and memory
   of its `InstanceType` from INSTANCE_TYPES (the types cluster.yaml lists);
