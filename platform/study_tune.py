@@ -277,8 +277,12 @@ class GpuHours(tune.Callback):
             from study_tracking import add_gpu_hours
 
             c = self.context
-            add_gpu_hours(c["tracking_uri"], c["experiment_id"], c["parent_run_id"],
-                          trial_run_name(c["phase"], trial.trial_id), (time.monotonic() - start) * self.gpu / 3600)
+            hours = (time.monotonic() - start) * self.gpu / 3600
+            try:
+                add_gpu_hours(c["tracking_uri"], c["experiment_id"], c["parent_run_id"],
+                              trial_run_name(c["phase"], trial.trial_id), hours)
+            except Exception as error:  # noqa: BLE001 - a bookkeeping failure must not stop the launch
+                print(f"warning: {trial.trial_id}: {hours:.4f} GPU-hours not recorded: {error}", file=sys.stderr)
 
     on_trial_complete = on_trial_error = on_trial_recover = _ended
 

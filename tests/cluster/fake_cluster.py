@@ -16,6 +16,9 @@ The simulator's quirks, and what is done about each:
 * setup commands and file mounts are not run: every node runs this checkout's virtual environment;
 * a node's "GPU" has no CUDA behind it: trials run with `device: cpu`, except the one test that checks that a
   trial holding a GPU without CUDA fails;
+* every node's memory monitor watches the whole machine, so on a machine shared with other work it kills trials
+  for memory that others use, and Ray Tune 2.60 cannot retry a trial killed that way (its OutOfMemoryError is
+  neither an actor nor a task error: the launch stops). It is off here (RAY_memory_monitor_refresh_ms=0);
 * all nodes share the head's session folder, so one runtime-resources folder: Ray re-extracts an uploaded
   working_dir package whenever a node starts, under the running trials of another node (their lazy imports
   then fail). Launches here pass --code-in-place, which gives Ray the checkout as a `local://` working_dir:
@@ -139,7 +142,8 @@ def start(token: Path) -> FakeCluster:
                         str(temp / "fake_cluster.yaml"), "--num-cpus", str(head_cpus), "--num-gpus", "0",
                         "--temp-dir", str(temp / "ray"), "--include-dashboard", "false",
                         "--dashboard-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
-                        "--disable-usage-stats", "--block"], log, {**env, "RAY_FAKE_CLUSTER": "1"})
+                        "--disable-usage-stats", "--block"], log,
+                       {**env, "RAY_FAKE_CLUSTER": "1", "RAY_memory_monitor_refresh_ms": "0"})
     try:
         wait_for(lambda: "Ray runtime started" in log.read_text() or head.poll() is not None,
                  "ray start (fake cluster head)", log)

@@ -26,7 +26,8 @@ from tests.processes import ROOT
 
 pytestmark = pytest.mark.slow
 PROGRESS = re.compile(r"\[\s*\d+s (\w+)\] (\w+) epoch (\d+)/(\d+)")
-RETRAIN_EPOCHS = 8
+SEARCH_EPOCHS = 2
+RETRAIN_EPOCHS = 6
 KILL_AT_EPOCH = 2  # the retrain trials' node dies once a trial has reported (and checkpointed) this epoch
 IMPOSSIBLE_WITHIN_S = 60  # the stated time: an impossible request ends the launch before any trial starts
 
@@ -121,8 +122,10 @@ def main_launch(cluster, tmp_path_factory) -> dict:
     command = cluster.launch_command(
         "--study", "smoke", "--run-dir", str(run_dir), "--verbose", "--set", "device=cpu",
         *resources_flag("search"), *resources_flag("retrain"), "--set", "search.num_samples=4",
-        "--set", "search.max_concurrent=4", "--set", "search.config.epochs=4",
-        "--set", f"retrain.config.epochs={RETRAIN_EPOCHS}", "--set", "retrain.config.eval_interval=4")
+        "--set", "search.max_concurrent=4", "--set", f"search.config.epochs={SEARCH_EPOCHS}",
+        "--set", "search.early_stopping=null", "--set", f"retrain.config.epochs={RETRAIN_EPOCHS}",
+        "--set", "retrain.config.eval_interval=3")
+    mlflow_client(run_dir)  # imported now: the kill below must follow the report it waits for closely
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=ROOT, env=cluster.env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -141,6 +144,8 @@ def main_launch(cluster, tmp_path_factory) -> dict:
     process.wait(timeout=60)
     reader.join(timeout=60)
     ended = time.time()
+    (run_dir / "launch.out").write_text("".join(out))  # kept for a post-mortem of a failed run
+    (run_dir / "launch.err").write_text("".join(err))
     return {"returncode": process.returncode, "stdout": "".join(out), "stderr": "".join(err), "run_dir": run_dir,
             "killed": killed, "seconds": time.monotonic() - started, "ended_ms": ended * 1000,
             "started_ms": (ended - (time.monotonic() - started)) * 1000}
@@ -216,7 +221,9 @@ def test_the_gpu_time_held_is_recorded(main_launch):
     share = shipped_resources()["gpu"]
     for run in runs:  # the share times the time the trial's actor ran: about the run's own wall time
         wall_h = (run.info.end_time - run.info.start_time) / 3.6e6
-        assert share * wall_h * 0.5 < run.data.metrics["gpu_hours"] < share * (wall_h + 60 / 3600)
+        assert 0 < run.data.metrics["gpu_hours"] < share * (wall_h + 60 / 3600)
+        if run.data.tags["msinet.retries"] == "0":  # a retried run's wall time also holds the time it was down
+            assert run.data.metrics["gpu_hours"] > share * wall_h * 0.5
     parent = client.search_runs([runs[0].info.experiment_id], "tags.`msinet.role` = 'launch'")[0]
     total = sum(r.data.metrics["gpu_hours"] for r in runs)
     assert parent.data.metrics["gpu_hours"] == pytest.approx(total)

@@ -26,8 +26,11 @@ class PackedPlacement(PlacementGroupFactory):
         super().__init__([bundle], strategy="STRICT_PACK")
 
     def to_placement_group(self):
-        bundle = self.bundles[0]
-        return placement_group(self.bundles, strategy="STRICT_PACK", _soft_target_node_id=fullest_node(bundle))
+        try:
+            target = fullest_node(self.bundles[0])
+        except Exception:  # noqa: BLE001 - a hint only: without it Ray places the trial as it would have
+            target = None
+        return placement_group(self.bundles, strategy="STRICT_PACK", _soft_target_node_id=target)
 
 
 def fullest_node(bundle: dict[str, float]) -> str | None:
