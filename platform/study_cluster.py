@@ -6,7 +6,8 @@ What a trial asks for decides how many share a node: `min(node CPUs / cpu, node 
 * `--cluster cluster.yaml`, read offline: each type's `resources` when given, else the CPUs, GPUs and memory
   of its `InstanceType` from INSTANCE_TYPES (the types cluster.yaml lists);
 * the connected cluster (`--address`): the autoscaler's own config when this machine runs the autoscaler (the
-  head of a `ray up` cluster, where the launcher runs), plus the nodes that are up now;
+  head of a `ray up` cluster, where the launcher runs), else the nodes that are up now (then a trial none of
+  them holds only warns: nodes may still join);
 * this machine, for a local Ray instance.
 
 A phase whose trial fits on no node type would wait forever for a node no autoscaler can add: that is an
@@ -134,7 +135,7 @@ def read_cluster_yaml(path: Path) -> Cluster:
 
 def connected_cluster() -> Cluster:
     """The connected Ray cluster (`ray.init` done): the autoscaler's node types when its config is readable
-    here, plus the nodes up now (a fixed cluster's only ones)."""
+    here, else the nodes up now (incomplete: more may join)."""
     import ray
 
     live = _live_node_types(ray.nodes())

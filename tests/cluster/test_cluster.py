@@ -33,7 +33,7 @@ IMPOSSIBLE_WITHIN_S = 60  # the stated time: an impossible request ends the laun
 
 
 def shipped_resources() -> dict:
-    """What the full studies ask per trial (one value across them, checked by tests/platform/test_packing.py)."""
+    """What the full studies ask per trial (one shape across them: tests/platform/test_cluster_plan.py)."""
     return study_spec.load_study("nas", "full").phase("search").resources
 
 
