@@ -120,6 +120,7 @@ def _header(tracking_uri: str, study: str, experiment_id: str, label: str, launc
               f"- **metric**: `{metric}` ({mode})" + (" — **a test metric**" if test_optimised else "")
               + _other_objectives(launches, metric),
               f"- **trials**: {_trial_summary(runs)}",
+              f"- **GPU-hours held** (GPU share x time each trial ran): {_gpu_hours(runs)}",
               f"- **tracking URI**: `{tracking_uri}`"]
     url = runs_table_url(ui_base_url(tracking_uri), experiment_id)
     serve = "" if is_server(tracking_uri) else f" (serve the store first: `{ui_command(tracking_uri)}`)"
@@ -142,6 +143,14 @@ def _trial_summary(runs: pd.DataFrame) -> str:
     parts = [f"{row.trials} {row.status}" + (f" ({row.stopped_early} stopped early)" if row.stopped_early else "")
              for row in counts.itertuples()]
     return f"{len(runs)}: " + ", ".join(parts)
+
+
+def _gpu_hours(runs: pd.DataFrame) -> str:
+    """The launch's total and per phase, from the trials' `gpu_hours` metric (absent: no GPU trial ran)."""
+    if runs.empty or "metrics.gpu_hours" not in runs:
+        return "none recorded"
+    per_phase = runs.groupby("phase")["metrics.gpu_hours"].sum()
+    return f"{per_phase.sum():.3f} (" + ", ".join(f"{p} {h:.3f}" for p, h in per_phase.items()) + ")"
 
 
 def _status_section(out: Path, runs: pd.DataFrame, written: list[Path]) -> list[str]:

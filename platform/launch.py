@@ -26,6 +26,7 @@ os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
 sys.path.insert(1, str(ROOT))  # spaces/, trials/, analysis/; platform/ itself stays first (sys.path[0])
 
+import study_cluster  # noqa: E402
 import study_data  # noqa: E402
 import study_files  # noqa: E402
 import study_notes  # noqa: E402
@@ -65,6 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--synthetic", action="store_true",
                    help="generate stand-in data in the datasets' real layouts under runs/synthetic and use it")
     p.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: a local Ray instance")
+    p.add_argument("--cluster", type=Path, help="plan for the node types of this `ray up` file (e.g. cluster.yaml), "
+                   "read offline (default: the cluster of --address, else this machine)")
+    p.add_argument("--code-in-place", action="store_true", help="trials import this checkout where it is (every "
+                   "node sees this folder: a shared file system, tests/cluster's simulated cluster) instead of a "
+                   "copy Ray uploads")
     p.add_argument("--num-cpus", type=_positive, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. http://HEAD:5000 or postgresql://USER@HOST/DB "
                    "(password in ~/.pgpass; default: sqlite:///RUN_DIR/mlflow.db)")
@@ -99,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         launch = resume_launch(args) if args.resume else new_launch(args)
         study_files.check_files(study_of(launch))  # tables, genotypes, weights: as the trials will read them
         if args.dry_run:
-            print_plan(launch)
+            print_plan(launch, resolve_cluster(args))
             return 0
         return run(launch, args)
     except (study_spec.StudyError, ConfigError, study_data.DataError, study_files.FileError,
-            study_tracking.TrackingError, LaunchError, OutputError) as error:
+            study_tracking.TrackingError, LaunchError, OutputError, study_cluster.ClusterError) as error:
         return _fail(str(error))
     except KeyboardInterrupt:  # a second Ctrl-C, or one during Ray's start or shutdown
         print("\nstopped at once; python platform/launch.py --study ... --resume continues an interrupted launch",
@@ -197,8 +203,6 @@ def run(launch: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace) -> int:
-    print_plan(launch)
-
     import ray
 
     interrupt = Interrupt()
@@ -209,13 +213,39 @@ def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
               "; trials on other nodes do not get it and read ~/.mlflow/credentials there", file=sys.stderr)
     # No secret goes into the runtime environment: Ray writes it into its logs on every node. The trials' MLflow
     # client reads the login from ~/.mlflow/credentials where it runs (a local instance inherits ours).
+    code = {"working_dir": f"local://{ROOT}"} if args.code_in_place else {"working_dir": str(ROOT),
+                                                                          "excludes": EXCLUDES}
     ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None, include_dashboard=False,
              log_to_driver=args.verbose, configure_logging=True, logging_level="WARNING",
-             runtime_env={"working_dir": str(ROOT), "excludes": EXCLUDES,
+             runtime_env={**code,
                           "env_vars": {"PYTHONUNBUFFERED": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}})
     try:
-        check_resources(study, local=not args.address)
-        return run_phases(study, launch, args, interrupt)
+        cluster = resolve_cluster(args, connected=True)
+        print_plan(launch, cluster)  # a trial no node can hold raises here, before anything is recorded
+        return run_phases(study, launch, args, interrupt, cluster)
+    finally:
+        ray.shutdown()
+
+
+def resolve_cluster(args: argparse.Namespace, connected: bool = False) -> study_cluster.Cluster:
+    """The cluster the plan is for: --cluster FILE (offline), else the cluster of --address, else this machine."""
+    if args.cluster:
+        return study_cluster.read_cluster_yaml(args.cluster)
+    if not args.address:
+        if not connected:  # a dry run here may be planning for a cluster: a request this machine lacks warns
+            return dataclasses.replace(study_cluster.local_machine(args.num_cpus), complete=False)
+        import ray
+
+        total = ray.cluster_resources()
+        return study_cluster.local_machine(total.get("CPU", 0.0), total.get("GPU", 0.0))
+    if connected:
+        return study_cluster.connected_cluster()
+    import ray
+
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=False, configure_logging=True,
+             logging_level="WARNING")
+    try:
+        return study_cluster.connected_cluster()
     finally:
         ray.shutdown()
 
@@ -228,23 +258,6 @@ def settle(study: study_spec.Study, launch: dict[str, Any], status: str = "KILLE
 
     settle_stores(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"], launch["optuna_storage"],
                   f"{study.name}-{launch['launch']}-", status)
-
-
-def check_resources(study: study_spec.Study, local: bool) -> None:
-    """A trial asking for more than any node has would wait forever: on a fixed local instance, say so now."""
-    import ray
-
-    total = ray.cluster_resources()
-    for phase in study.phases:
-        for name, key in (("cpu", "CPU"), ("gpu", "GPU")):
-            need, have = phase.resources[name], total.get(key, 0.0)
-            if need > have:
-                message = (f"phase {phase.name!r} asks for {need:g} {key} per trial but the Ray cluster has {have:g}"
-                           f"; lower it with --set {phase.name}.resources.{name}=N"
-                           f"{' or --gpus-per-trial 0' if key == 'GPU' else ''}, or --scale smoke")
-                if local:
-                    raise LaunchError(message)
-                print(f"warning: {message} (an autoscaling cluster may add nodes)", file=sys.stderr)
 
 
 class Interrupt:
@@ -264,7 +277,7 @@ class Interrupt:
 
 
 def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.Namespace,
-               interrupt: Interrupt) -> int:
+               interrupt: Interrupt, cluster: study_cluster.Cluster) -> int:
     import study_tune
     from ray import tune
 
@@ -274,8 +287,8 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
         study_tracking.reopen_parent(launch["tracking_uri"], launch["parent_run_id"])
     else:
         launch["experiment_id"], launch["parent_run_id"] = study_tracking.open_parent(
-            launch["tracking_uri"], study, launch["launch"], plan(launch), args.run_dir.expanduser().resolve())
-        study_notes.log_launch_params(launch["tracking_uri"], launch["parent_run_id"], plan(launch))
+            launch["tracking_uri"], study, launch["launch"], plan(launch, cluster), args.run_dir.expanduser().resolve())
+        study_notes.log_launch_params(launch["tracking_uri"], launch["parent_run_id"], plan(launch, cluster))
     launch["status"] = "running"
     save(launch)
     objectives = study_spec.objectives(study)
@@ -355,12 +368,15 @@ def run_phases(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
 
     rows = [row for r in launch["phases"].values() for row in r.get("rows", [])]
     table = leaderboard(rows, study)
+    hours = study_tracking.record_gpu_hours(launch["tracking_uri"], launch["experiment_id"], launch["parent_run_id"])
     study_tracking.close_parent(launch["tracking_uri"], launch["parent_run_id"], "FINISHED",
                                 {"leaderboard.csv": table.to_csv(index=False),
                                  "leaderboard.txt": table.to_string(index=False)})
     launch["status"] = "finished"
     save(launch)
     print_summary(table, launch, study)
+    print(f"GPU-hours held (GPU share x time each trial ran): {hours.pop('total'):.3f}"
+          + "".join(f"; {phase} {value:.3f}" for phase, value in hours.items()))
     champion = study_registry.register_launch_champion(launch, study)
     study_notes.log_launch_summary(launch["tracking_uri"], launch["parent_run_id"], study, rows, table, champion)
     failed = [row["trial"] for row in rows if row["status"] == "failed"]

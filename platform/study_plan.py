@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from typing import Any
 
+import study_cost
 import study_data
 import study_spec
+from study_cluster import Cluster, ClusterError, idle_warning, impossible, layout
 
 from trials.config import make_config
 from trials.dataset_names import BUILTIN, source_names
@@ -29,8 +32,9 @@ def study_of(launch: dict[str, Any]) -> study_spec.Study:
     return study_spec.Study(**{**launch["study"], "phases": phases})
 
 
-def plan(launch: dict[str, Any]) -> dict[str, Any]:
-    """What will run, where results go: printed by --dry-run and logged to the parent run."""
+def plan(launch: dict[str, Any], cluster: Cluster | None = None) -> dict[str, Any]:
+    """What will run, where results go, and (given the cluster) where it runs and what it costs: printed by
+    --dry-run and at the start of a launch, logged to the parent run."""
     study = study_of(launch)
     phases = []
     objectives = " against ".join(f"{m} ({mode})" for m, mode in study_spec.objectives(study))
@@ -49,14 +53,49 @@ def plan(launch: dict[str, Any]) -> dict[str, Any]:
         phases.append({"phase": phase.name, "kind": phase.kind, "trials": trials, "config": phase.config,
                        "recipe": recipe, "space": phase.space, "grid": phase.grid, "resources": phase.resources,
                        "max_concurrent": phase.max_concurrent, "early_stopping": phase.early_stopping,
-                       "max_failures": phase.max_failures})
+                       "max_failures": phase.max_failures,
+                       **(placement(study, phase, cluster) if cluster else {})})
     return {"study": study.name, "file": study.path, "description": study.description, "scale": study.scale,
             "metric": study.metric, "mode": study.mode, "objectives": objectives,
             "optimise_test_metric": study.optimise_test_metric, "from_scratch": from_scratch(study),
             "launch": launch["launch"], "seed": launch["seed"], "data_dir": launch["data_dir"],
             "synthetic": launch["synthetic"], "datasets": study_data.datasets(study),
             "tracking_uri": launch["tracking_uri"], "optuna_storage": launch["optuna_storage"],
-            "storage_path": launch["storage_path"], "phases": phases}
+            "storage_path": launch["storage_path"], "phases": phases,
+            "cluster": cluster.to_dict() if cluster else None}
+
+
+def placement(study: study_spec.Study, phase: study_spec.Phase, cluster: Cluster) -> dict[str, Any]:
+    """Where the phase's trials run on the cluster and what they cost; raises ClusterError when no node can
+    hold a trial of an autoscaling cluster (a fixed one may still be given nodes: a warning)."""
+    trials = expected_trials(study, phase)
+    spot = layout(phase.resources, trials, phase.max_concurrent, cluster)
+    if spot is None:
+        message = impossible(phase.name, phase.resources, cluster)
+        if cluster.complete:
+            raise ClusterError(message)
+        return {"layout": None, "warnings": [message]}
+    warning = idle_warning(phase.name, phase.resources, spot)
+    cost = study_cost.estimate(make_config(phase.kind, phase.config), trials, spot.concurrent,
+                               phase.resources["gpu"], spot.node.gpu_model, study_cost.measured_rates())
+    return {"layout": spot.to_dict(), "cost": cost, "warnings": [warning] if warning else []}
+
+
+def expected_trials(study: study_spec.Study, phase: study_spec.Phase) -> int:
+    """The phase's trials as far as the plan can tell (a Pareto selection: at most the source phase's)."""
+    def picked(spec: dict[str, Any]) -> int:
+        source = study.phase(spec["from"])
+        if spec.get("pareto"):
+            return expected_trials(study, source)
+        groups = len(source.grid.get(spec["group_by"], [None])) if spec.get("group_by") else 1
+        return spec["top_k"] * groups
+    if phase.configs:
+        return picked(phase.configs)
+    genotypes = 0
+    if phase.genotypes:
+        spec = phase.genotypes
+        genotypes = (picked(spec) if spec["from"] else 0) + spec["random"] + len(spec["published"])
+    return study_spec.sample_count(phase, [f"g{i}" for i in range(genotypes)])
 
 
 def warm_start_points(phase: study_spec.Phase, genotypes: list[str]) -> list[dict[str, Any]]:
@@ -160,8 +199,8 @@ def _value(row: dict[str, Any], metric: str, mode: str) -> float:
     return float(value) if mode == "max" else -float(value)
 
 
-def print_plan(launch: dict[str, Any]) -> None:
-    p = plan(launch)
+def print_plan(launch: dict[str, Any], cluster: Cluster | None = None) -> None:
+    p = plan(launch, cluster)
     study = study_of(launch)
     print(f"study {p['study']} ({p['file']}), scale {p['scale']}: {p['description']}")
     if p["from_scratch"]:
@@ -172,6 +211,9 @@ def print_plan(launch: dict[str, Any]) -> None:
               f"early stopping and the leaderboard use {p['metric']}{marked}")
     else:
         print(f"optimises {p['metric']} ({p['mode']}){marked}")
+    if cluster:
+        print(f"cluster: {cluster.source}: " + "; ".join(
+            f"{t.describe()}{' head' if t.head else ''}, up to {t.max_nodes}" for t in cluster.node_types))
     data = "synthetic stand-ins generated in" if p["synthetic"] else "read from"
     print(f"data: {', '.join(f'{k} ({v})' for k, v in p['datasets'].items())}, {data} {p['data_dir']}")
     for phase in p["phases"]:
@@ -188,7 +230,20 @@ def print_plan(launch: dict[str, Any]) -> None:
         stopping = phase["early_stopping"]
         print(f"  early stopping: {'ASHA on ' + p['metric'] + ' ' + json.dumps(stopping) if stopping else 'none'}; "
               f"retries from the last checkpoint: {phase['max_failures']}")
+        if phase.get("layout"):
+            print_layout(phase["layout"], phase["cost"])
+        for warning in phase.get("warnings", ()):
+            print(f"warning: {warning}", file=sys.stderr)
         for line in handover_lines(launch, next(x for x in study.phases if x.name == phase["phase"])):
             print(f"  {line}")
     print(f"tracking: {p['tracking_uri']} (experiment {p['study']}); Optuna: {p['optuna_storage']}")
     print(f"Tune results and checkpoints: {p['storage_path']}")
+
+
+def print_layout(spot: dict[str, Any], cost: dict[str, Any]) -> None:
+    per_gpu = f", {spot['trials_per_gpu']:g} per GPU" if spot["trials_per_gpu"] else ""
+    print(f"  cluster: {spot['trials_per_node']} trial(s) per {spot['node_type']} node{per_gpu} "
+          f"(limited by {spot['limit']}); idle per node: {spot['idle_cpus_per_node']:g} CPU, "
+          f"{spot['idle_gpus_per_node']:g} GPU; {spot['concurrent']} of {spot['trials']} trial(s) at once on "
+          f"{spot['nodes']} node(s)")
+    print(f"  cost: {study_cost.describe(cost)}")

@@ -257,3 +257,37 @@ def close_parent(tracking_uri: str, run_id: str, status: str, files: dict[str, s
             (Path(tmp) / name).write_text(text)
             client.log_artifact(run_id, str(Path(tmp) / name))
     client.set_terminated(run_id, status)
+
+
+GPU_HOURS = "gpu_hours"  # metric: the GPU time a trial held (GPU share x time), its launch's total on the parent
+
+
+def add_gpu_hours(tracking_uri: str, experiment_id: str, parent_run_id: str, run_name: str, hours: float) -> None:
+    """Add one attempt's GPU time to the trial run's `gpu_hours` (its steps count the attempts)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`msinet.trial` = '{run_name}' and "
+                              f"tags.`mlflow.parentRunId` = '{parent_run_id}'", max_results=1)
+    if runs:
+        run = runs[0]
+        steps = len(client.get_metric_history(run.info.run_id, GPU_HOURS))
+        client.log_metric(run.info.run_id, GPU_HOURS, run.data.metrics.get(GPU_HOURS, 0.0) + hours, step=steps)
+
+
+def record_gpu_hours(tracking_uri: str, experiment_id: str, parent_run_id: str) -> dict[str, float]:
+    """The launch's GPU-hours per phase (and `total`), from its trials' runs, logged on the parent run as
+    `gpu_hours` and `gpu_hours/PHASE`."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                              max_results=10000)
+    phases: dict[str, float] = {}
+    for run in runs:
+        phase = run.data.tags.get("msinet.phase", "")
+        phases[phase] = phases.get(phase, 0.0) + run.data.metrics.get(GPU_HOURS, 0.0)
+    hours = {**phases, "total": sum(phases.values())}
+    for phase, value in hours.items():
+        client.log_metric(parent_run_id, GPU_HOURS if phase == "total" else f"{GPU_HOURS}/{phase}", value)
+    return hours

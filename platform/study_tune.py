@@ -30,6 +30,7 @@ from study_spec import Phase, Study, sample_count, trial_values
 
 from trials.config import make_config
 from trials.runtime.failures import TrialFailed, failure_kind
+from trials.runtime.placement import PackedPlacement
 from trials.tracking import MLflowHook
 from trials.tune_entry import run_trial, trial_group, trial_run_name
 
@@ -114,14 +115,13 @@ def restore_tuner(phase: Phase, context: dict[str, Any], path: str) -> tune.Tune
 
 def trainable(phase: Phase, context: dict[str, Any]):
     study_retries.install()  # a failure that repeats is never retried (platform/study_retries.py)
-    resources = {"cpu": phase.resources["cpu"], "gpu": phase.resources["gpu"]}
-    return tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
+    return tune.with_resources(tune.with_parameters(run_trial, context=context), PackedPlacement(phase.resources))
 
 
 def run_config(phase: Phase, context: dict[str, Any], storage_path: str, name: str, verbose: bool) -> tune.RunConfig:
     callbacks: list[tune.Callback] = [Progress(phase.name, phase.kind, phase.space, verbose)]
     if context.get("tracking_uri"):
-        callbacks += [TrialRunStatus(context), Heartbeat(context)]
+        callbacks += [TrialRunStatus(context), Heartbeat(context), GpuHours(context, phase.resources["gpu"])]
     return tune.RunConfig(
         name=name, storage_path=storage_path, verbose=0, callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=phase.max_failures),
@@ -283,6 +283,34 @@ class Heartbeat(tune.Callback):
             from study_tracking import beat
 
             beat(self.context["tracking_uri"], self.context["parent_run_id"])
+
+
+class GpuHours(tune.Callback):
+    """The GPU time each trial held: its GPU share times the time its actor ran, added to its run's `gpu_hours`
+    metric at the end of every attempt (finished, stopped, failed, retried), so retries and --resume add up."""
+
+    def __init__(self, context: dict[str, Any], gpu: float):
+        self.context = context
+        self.gpu = gpu
+        self.started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.started[trial.trial_id] = time.monotonic()
+
+    def _ended(self, iteration, trials, trial, **info) -> None:
+        start = self.started.pop(trial.trial_id, None)
+        if start is not None and self.gpu > 0:
+            from study_tracking import add_gpu_hours
+
+            c = self.context
+            hours = (time.monotonic() - start) * self.gpu / 3600
+            try:
+                add_gpu_hours(c["tracking_uri"], c["experiment_id"], c["parent_run_id"],
+                              trial_run_name(c["phase"], trial.trial_id), hours)
+            except Exception as error:  # noqa: BLE001 - a bookkeeping failure must not stop the launch
+                print(f"warning: {trial.trial_id}: {hours:.4f} GPU-hours not recorded: {error}", file=sys.stderr)
+
+    on_trial_complete = on_trial_error = on_trial_recover = _ended
 
 
 def planned_epochs(kind: str, config: dict[str, Any]) -> int:

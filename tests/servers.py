@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.net import free_port
+from tests.processes import group_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -57,15 +58,6 @@ class Server:
         if self.process.poll() is None:  # also reaps the leader, whose zombie would keep its group alive
             return True
         return self.group and group_alive(self.process.pid)
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group is left."""
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def _wait(ready, what: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:

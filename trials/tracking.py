@@ -44,6 +44,8 @@ from trials import system_metrics
 TRIAL_TAG = "msinet.trial"
 PARENT_TAG = "mlflow.parentRunId"
 FAILURE_TAG = "msinet.failure"  # `kind: message` of a failure that repeats (trials/runtime/failures.py)
+NODES_TAG = "msinet.nodes"  # the Ray node of every start of the trial, comma-separated, in order
+RETRIES_TAG = "msinet.retries"
 FINAL_KEY = "source/mAP"
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
@@ -232,6 +234,14 @@ class MLflowHook:
         for other in self._matching():
             if other.info.run_id != run.info.run_id and other.info.start_time == run.info.start_time:
                 self.client.delete_run(other.info.run_id)
+
+    def record_start(self, node: str) -> None:
+        """Count a start of the trial on its run: `msinet.nodes` lists the Ray node of every start in order,
+        `msinet.retries` how many starts followed the first (a retry after a failure, or a --resume)."""
+        run_id = self.open()
+        earlier = self.client.get_run(run_id).data.tags.get(NODES_TAG, "")
+        nodes = [n for n in earlier.split(",") if n] + [node]
+        self._log_tags(run_id, {NODES_TAG: ",".join(nodes), RETRIES_TAG: str(len(nodes) - 1)})
 
     def find_run_id(self) -> str | None:
         """The trial's run id when the run exists (nothing is created or logged)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trials.config import ConfigError, make_config
+from trials.runtime.device import check_gpu_share
 from trials.runtime.failures import TrialFailed, failure_kind
 from trials.runtime.session import TuneSession
 from trials.tracking import MLflowHook
@@ -30,23 +31,26 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     assigned = ray.get_runtime_context().get_assigned_resources()
     cpus = assigned.get("CPU") or 1
     torch.set_num_threads(max(1, int(cpus)))  # parallel trials on one node must not fight over cores
+    gpus = float(assigned.get("GPU") or 0)
+    node = ray.get_runtime_context().get_node_id()
 
     hooks = []
     if context.get("tracking_uri"):
         trial_id = tune.get_context().get_trial_id()
         tags = {"msinet.role": "trial", "msinet.phase": context["phase"], "msinet.kind": kind,
                 "msinet.launch": context["launch"], "msinet.space": ",".join(context.get("space", ())),
-                "msinet.group": trial_group(cfg.to_dict(), context), "env.ray_node":
-                ray.get_runtime_context().get_node_id()}
+                "msinet.group": trial_group(cfg.to_dict(), context), "env.ray_node": node}
         decision = context.get("decisions", {}).get(str(cfg.genotype))
         if decision:  # a retrain of a searched genotype: how decided the search left each slot
             tags["msinet.genotype_margins"] = decision
         tags.update(final_tags(config, context))
-        gpus = float(assigned.get("GPU") or 0)
-        if 0 < gpus < 1:  # system/gpu_* figures are then the whole device's, not this trial's
+        if 0 < gpus < 1 and torch.cuda.is_available() and cfg.device != "cpu":
+            # the trial shares a real GPU: system/gpu_* figures are then the whole device's, not this trial's
             tags.update({"msinet.gpu_shared": "true", "msinet.gpu_share": f"{gpus:g}"})
         hooks.append(MLflowHook(context["tracking_uri"], context["experiment_id"], context["parent_run_id"],
                                 trial_run_name(context["phase"], trial_id), cfg.to_dict(), tags))
+        hooks[0].record_start(node)  # a retry (node lost, --resume) counts, with the node it moved to
+    check_gpu_share(gpus, cfg.device)
     if kind == "search":
         from trials.search import run_search as run
     else:

@@ -16,9 +16,7 @@ started here.
 
 import base64
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,53 +28,11 @@ from pathlib import Path
 import pytest
 
 from tests.net import free_port
-from tests.servers import group_alive
+from tests.processes import BIN, ROOT, clean_env, group_alive, make_ray_token, start_group, stop_group, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SHORT = ["--set", "search.config.epochs=4", "--set", "retrain.config.epochs=6", "--set",
          "retrain.config.eval_interval=3"]
-LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 pytestmark = pytest.mark.slow
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any Ray token or MLflow login, plus `extra`."""
-    drop = {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS", *LOGIN}
-    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
-
-
-def start_group(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """A process in its own process group, so that teardown can stop it and everything it spawned, and no more."""
-    with open(log, "w") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def stop_group(process: subprocess.Popen, grace: float = 60) -> None:
-    """SIGTERM to the process (`ray start --block` then stops its node in order), then to what is left of its
-    group, then SIGKILL; returns when the group is gone."""
-    for signal_group, sig, wait in ((False, signal.SIGTERM, grace), (True, signal.SIGTERM, 10),
-                                    (True, signal.SIGKILL, 30)):
-        try:
-            os.killpg(process.pid, sig) if signal_group else process.send_signal(sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            process.poll()  # reaps the leader, whose zombie would keep the group alive
-            if not group_alive(process.pid):
-                return
-            time.sleep(0.5)
-
-
-def wait_for(predicate, what: str, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"{what} did not come up in {timeout:.0f}s:\n{log.read_text()[-3000:]}")
 
 
 def http(url: str, login: tuple[str, str] | None = None, host: str | None = None) -> int:
@@ -104,13 +60,10 @@ SECRET_FILES = (".ray/auth_token", ".mlflow/credentials")
 def user_home(tmp_path_factory) -> Path:
     """The user's machine: the cluster's Ray token and MLflow login, made as docs/studies.md says."""
     home = tmp_path_factory.mktemp("user-home")
-    for command in ([str(BIN / "ray"), "get-auth-token", "--generate"],
-                    [sys.executable, "platform/study_credentials.py"]):
-        made = subprocess.run(command, cwd=ROOT, env=clean_env(HOME=str(home)), capture_output=True, text=True,
-                              timeout=60)
-        assert made.returncode == 0, made.stderr
-    (home / ".ray" / "auth_token").chmod(0o600)
-    assert len((home / ".ray" / "auth_token").read_text().strip()) >= 32
+    make_ray_token(home)
+    made = subprocess.run([sys.executable, "platform/study_credentials.py"], cwd=ROOT,
+                          env=clean_env(HOME=str(home)), capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
     return home
 
 

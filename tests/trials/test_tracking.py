@@ -160,6 +160,30 @@ def test_fail_marks_the_run_failed_with_the_error(store):
     assert run.data.params == {"lr": "0.025"}
 
 
+def test_every_start_of_a_trial_is_counted_with_its_node(store):
+    uri, experiment_id, parent, client = store
+    for node in ("node-a", "node-b"):  # a first start, then a retry on another node (a fresh hook: a new worker)
+        hook = MLflowHook(uri, experiment_id, parent, "retrain/t_00000", {"lr": 0.065}, {"env.ray_node": node})
+        hook.record_start(node)
+    run = client.get_run(hook.run_id)
+    assert run.data.tags["msinet.nodes"] == "node-a,node-b" and run.data.tags["msinet.retries"] == "1"
+    assert run.data.tags["env.ray_node"] == "node-b" and len(_children(client, experiment_id, parent)) == 1
+
+
+def test_a_trial_holding_a_gpu_without_cuda_stops_before_training():
+    import torch
+
+    from trials.runtime.device import NoCudaError, check_gpu_share
+
+    check_gpu_share(0.0, "auto")  # no GPU asked: nothing to check
+    check_gpu_share(0.5, "cpu")  # the study trains on the CPU on purpose
+    if torch.cuda.is_available():
+        check_gpu_share(0.5, "auto")
+        return
+    with pytest.raises(NoCudaError, match=r"holds 0.5 GPU but CUDA is not available .*\(--set device=cpu\)"):
+        check_gpu_share(0.5, "auto")
+
+
 def test_params_are_flattened_and_long_values_cut():
     flat = flatten_params({"a": {"b": 1, "c": {"d": None}}, "m": [1, 2], "long": "x" * 7000})
     assert flat["a.b"] == "1" and flat["a.c.d"] == "None" and flat["m"] == "1,2"

@@ -29,6 +29,22 @@ def resolve_device(name: str = "auto", flag: str = "device") -> torch.device:
     return device
 
 
+class NoCudaError(RuntimeError):
+    """A trial holds a GPU share but finds no CUDA: it would train on the CPU, ~100x slower, unnoticed."""
+
+
+def check_gpu_share(gpus: float, device: str) -> None:
+    """A trial Ray gave a GPU share must find CUDA, unless its config says `device: cpu` on purpose (e.g. on a
+    simulated cluster, whose GPUs are logical). Raised before any data is read or any step taken."""
+    if gpus <= 0 or device != "auto" or torch.cuda.is_available():
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+    raise NoCudaError(f"this trial holds {gpus:g} GPU but CUDA is not available on its node (torch "
+                      f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}, CUDA_VISIBLE_DEVICES="
+                      f"{visible}): a missing or broken NVIDIA driver, or a CPU-only torch. Fix the node, or train "
+                      "on the CPU on purpose with device: cpu in the study (--set device=cpu)")
+
+
 def configure_backends(device: torch.device) -> None:
     """cuDNN autotuning pays off for the fixed input sizes of ReID training."""
     if device.type == "cuda":
