@@ -58,7 +58,7 @@ VARIANTS = {  # name -> trial config values
     "device_compiled": {"data_path": "resident", "compile": True},
     "device_compiled_bf16": {"data_path": "resident", "compile": True, "amp": True},
 }
-STUDY_TRIAL_CPUS = 4  # `resources: {cpu: 4, gpu: 0.5}` of the shipped studies' GPU trials
+STUDY_TRIAL_CPUS = 2  # `resources: {cpu: 2, gpu: 0.5}` of the shipped studies' GPU trials
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -118,7 +118,7 @@ def test_the_pil_baseline_gets_the_loader_processes_of_a_study_trial():
                   for phase in yaml.safe_load(path.read_text()).get("phases", {}).values()
                   if isinstance(phase, dict) and phase.get("resources", {}).get("gpu", 0) > 0]
     assert gpu_trials and set(gpu_trials) == {throughput.STUDY_TRIAL_CPUS}
-    assert throughput.parse_args([]).workers == 3  # 4 CPUs: one for the training process, 3 loader processes
+    assert throughput.parse_args([]).workers == 1  # 2 CPUs: one for the training process, 1 loader process
     assert throughput.parse_args(["--trial-cpus", "16"]).workers == 8
     assert throughput.parse_args(["--workers", "5"]).workers == 5  # the flag the device check passes still wins
 

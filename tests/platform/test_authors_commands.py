@@ -46,8 +46,23 @@ def rows() -> list[tuple[str, str]]:
     return ROW.findall(text.split(SECTION, 1)[1].split("\n## ", 1)[0])
 
 
-def dry_run(launch, command: str, run_dir: Path) -> tuple[str, dict[str, dict]]:
-    """The plan's text and, per phase, its header line, `fixed` and `recipe`."""
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """A weights file in the authors' layout (`{'state_dict': ...}`) named as theirs: the dry run reads it."""
+    import torch
+
+    import spaces
+
+    path = tmp_path_factory.mktemp("pretrained") / WEIGHTS
+    torch.save({"state_dict": spaces.build_msinet("msmt", num_classes=1).state_dict()}, path)
+    return path
+
+
+def dry_run(launch, command: str, run_dir: Path, weights: Path | None = None) -> tuple[str, dict[str, dict]]:
+    """The plan's text and, per phase, its header line, `fixed` and `recipe`; `weights` stands in for the
+    authors' file where the command names it (`pretrained/msinet_msmt.pth.tar`, relative to their checkout)."""
+    if weights is not None:
+        command = command.replace(f"pretrained/{WEIGHTS}", str(weights))
     result = launch(*shlex.split(command)[2:], "--dry-run", "--run-dir", str(run_dir))
     assert result.returncode == 0, f"{command}\n{result.stderr}"
     phases: dict[str, dict] = {}
@@ -69,9 +84,9 @@ def test_the_table_has_every_command_of_the_authors_readme():
 
 
 @pytest.mark.parametrize(("authors", "platform"), rows(), ids=[a for a, _ in rows()])
-def test_each_row_resolves_to_the_authors_configuration(launch, run_dir, authors, platform):
+def test_each_row_resolves_to_the_authors_configuration(launch, run_dir, weights, authors, platform):
     args = authors_args(authors)
-    text, phases = dry_run(launch, platform, run_dir)
+    text, phases = dry_run(launch, platform, run_dir, weights)
     trained = phases["search" if args.search else "retrain"]
     assert "]: 1 trials," in trained["header"], trained["header"]  # one trial: the recipe, nothing tuned
     recipe = trained["recipe"]
@@ -136,5 +151,5 @@ def test_a_missing_weights_file_fails_before_anything_runs(launch, run_dir):
                     f"pretrained={run_dir / WEIGHTS}", "--run-dir", str(run_dir))
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: pretrained:") and WEIGHTS in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: --set pretrained=") and WEIGHTS in lines[0]
     assert not (run_dir / "synthetic").exists() and not (run_dir / "mlflow.db").exists()
