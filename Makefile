@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install run test lint
+.PHONY: install run test test-fast lint
 
 install: $(STAMP)
 
@@ -24,9 +24,14 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 run: install
 	$(PY) platform/launch.py --study smoke
 
+# The whole suite, what CI runs; pytest ends with the 25 slowest tests and the total time.
 test: install $(TEST_STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
+
+# The inner loop for day-to-day work: the tests not marked slow (CI runs them all, with `make test`).
+test-fast: install $(TEST_STAMP)
+	$(PY) -m pytest -m "not slow" --durations=10
 
 lint: install
 	$(PY) -m ruff check .

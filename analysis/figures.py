@@ -1,7 +1,7 @@
 """Figures of a report: each function takes a DataFrame from `analysis.genotypes` / `analysis.tables` /
 `analysis.runs` and writes one PNG.
 
-Drawn on an Agg canvas through matplotlib's object API (as `trials.tracking.plot_cmc` does): no pyplot, so
+Drawn on an Agg canvas through matplotlib's object API (as `trials.evaluation.cmc_plot` does): no pyplot, so
 no global backend or figure registry is touched and nothing needs a display.
 """
 

@@ -35,7 +35,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +313,8 @@ class MLflowHook:
             curves = {prefix: metrics[f"{prefix}/cmc"] for prefix in ("source", "target")
                       if isinstance(metrics.get(f"{prefix}/cmc"), list | tuple) and metrics[f"{prefix}/cmc"]}
             if curves:
+                from trials.evaluation.cmc_plot import plot_cmc  # matplotlib: only where a trial draws
+
                 plot_cmc(curves, Path(tmp) / "cmc.png")
                 self.client.log_artifact(run_id, str(Path(tmp) / "cmc.png"))
             (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
@@ -408,32 +410,6 @@ def environment_tags() -> dict[str, str]:
         device, torch_version = "unknown", version("torch")
     return {"env.device": device, "env.torch": torch_version, "env.ray": version("ray"),
             "env.mlflow": version("mlflow"), "env.hostname": socket.gethostname()}
-
-
-def plot_cmc(curves: Mapping[str, Iterable[float]], path: Path) -> Path:
-    """CMC curves (rank 1..n against the fraction of queries matched) as a PNG, without a display.
-
-    Drawn on an Agg canvas through the object API: no pyplot, so no global backend is chosen or changed.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5, 3.5), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for label, values in curves.items():
-        values = [float(v) for v in values]
-        axes.plot(range(1, len(values) + 1), values, marker="o" if len(values) <= 20 else None,
-                  markersize=3, label=label)
-    axes.set_xlabel("rank")
-    axes.set_ylabel("matching rate")
-    axes.set_ylim(0, 1.02)
-    axes.set_title("CMC")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return path
 
 
 def _clip(text: str, limit: int) -> str:
