@@ -1,11 +1,23 @@
-"""Shared fixtures, once per session: small synthetic datasets in the real on-disk layouts, and the real servers
-(S3, PostgreSQL) that the remote-store tests share."""
+"""Shared fixtures, once per test run (tests/README.md): small synthetic datasets in the real on-disk layouts,
+the main job's launch that the tests reading a launch's records share, and the real servers (S3, PostgreSQL)
+that the remote-store tests share."""
 
+import os
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+# Before torch is imported here and in every process the tests start (they inherit it): OpenMP threads that
+# sleep when idle instead of spinning. Spinning threads of one process steal the cores the others need: on
+# this 2-core machine, with a server or a cluster of the session running beside it, a small network's
+# forward pass took 1.1 s instead of 0.015 s (tests/README.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from trials.data import synthesize
+import pytest  # noqa: E402
+
+from trials.data import synthesize  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +51,44 @@ def postgres():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance (2 CPUs) for the tests that run Tune in this process and need no fresh one of
+    their own (a launch starts its own: its instance is part of what it tests)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}})
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@dataclass
+class Launch:
+    """A finished launch: the checkout-like folder it ran in, its run folder and what it printed."""
+
+    folder: Path
+    run_dir: Path
+    result: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def smoke_launch(tmp_path_factory) -> Launch:
+    """The main job, once per test run: the README deployment block's first line (`make run`'s command, the
+    smoke study on a local Ray instance with synthetic data and SQLite stores under runs/), as written, in a
+    checkout-like folder and a fresh shell's PATH. The tests that read what a launch records share it
+    (test_study_e2e: runs, Optuna, the report; test_readme_commands: the rest of the deployment block);
+    a test whose point is the launch itself (kill, resume, concurrency, a backend) runs its own."""
+    from tests.readme import MAIN_JOB, checkout, deployment_script
+
+    assert deployment_script().startswith(MAIN_JOB + "\n"), "the README's deployment block starts elsewhere"
+    folder = tmp_path_factory.mktemp("checkout")
+    checkout(folder)
+    env = {**os.environ, "PYTHONPATH": str(folder), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", MAIN_JOB], cwd=folder, capture_output=True,
+                            text=True, timeout=1800, env=env)
+    return Launch(folder, folder / "runs", result)

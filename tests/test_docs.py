@@ -1,6 +1,7 @@
 """The documentation a user clones: every link resolves inside the repository, nothing points outside it,
 and every command the READMEs and docs name still parses (`--help` exits 0)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -63,15 +64,26 @@ def test_the_commands_in_the_docs_are_found():
         assert expected in commands
 
 
+@pytest.fixture(scope="module")
+def helps() -> dict[tuple[str, ...], subprocess.CompletedProcess]:
+    """`python COMMAND --help` of every documented command (and of the module of each `-m module word`), run
+    a few at a time: each one is mostly the interpreter importing torch, which one core does no faster."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = sorted({c for command in _commands() for c in (command, command[:2])})
+
+    def run(command):
+        return command, subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True,
+                                       text=True, timeout=300)
+
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
+        return dict(pool.map(run, wanted))
+
+
 @pytest.mark.parametrize("command", _commands(), ids=" ".join)
-def test_every_documented_command_parses(command):
-    if command[0] == "-m" and len(command) == 3:
-        # `python -m analysis report ...`: the word is a subcommand when the module has one by that name
-        top = subprocess.run([sys.executable, *command[:2], "--help"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=120)
-        if command[2] not in top.stdout:
-            command = command[:2]
-    done = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+def test_every_documented_command_parses(command, helps):
+    if command[0] == "-m" and len(command) == 3 and command[2] not in helps[command[:2]].stdout:
+        command = command[:2]  # `python -m analysis report ...`: the word is a subcommand only when it has one
+    done = helps[command]
     assert done.returncode == 0, f"python {' '.join(command)} --help: {done.stderr[-2000:]}"
     assert "usage:" in done.stdout

@@ -2,45 +2,14 @@
 
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-COMMAND = re.compile(r"^\.venv/bin/python -m trials\.\S+ .*$", re.MULTILINE)
+from tests.readme import MAIN_JOB, checkout, deployment_script, readme_commands
+
 pytestmark = pytest.mark.slow
-
-
-DEPLOYMENT = "## From a trained model to deployment"
-
-
-def _blocks(text: str) -> list[str]:
-    return re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
-
-
-def readme_commands() -> list[str]:
-    """The standalone commands, in order (the deployment section is run whole, below)."""
-    text = (ROOT / "README.md").read_text()
-    before, _, after = text.partition(DEPLOYMENT)
-    rest = after.split("\n## ", 1)[1] if "\n## " in after else ""
-    return [line.split("  #")[0].strip() for block in _blocks(before + rest) for line in COMMAND.findall(block)]
-
-
-def deployment_script() -> str:
-    section = (ROOT / "README.md").read_text().partition(DEPLOYMENT)[2].split("\n## ", 1)[0]
-    return "\n".join(_blocks(section))
-
-
-def checkout(folder: Path) -> None:
-    """A checkout-like folder: the code copied (launch.py finds the repository from its own path), .venv
-    linked, data/ and runs/ written fresh."""
-    for name in ("spaces", "trials", "analysis", "platform"):
-        shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / ".venv").symlink_to(ROOT / ".venv")
 
 
 def test_the_readme_names_the_standalone_commands():
@@ -67,21 +36,23 @@ def test_readme_commands_run_as_written(tmp_path):
 
 
 @pytest.mark.timeout(1800)
-def test_the_deployment_section_runs_as_written(tmp_path):
-    """The smoke study, its champion downloaded, exported with parity, features extracted, served by
+def test_the_deployment_section_runs_as_written(smoke_launch):
+    """The smoke study (its first line: the session's shared launch, tests/conftest.py), then the rest as one
+    script in the same folder: its champion downloaded, exported with parity, features extracted, served by
     `mlflow models serve` and queried through the client (the same features as `trials.extract`), promoted."""
     import numpy as np
 
     from tests.net import free_port
 
-    checkout(tmp_path)
     script = deployment_script()
-    assert "platform/launch.py --study smoke" in script and "trials.export" in script
+    assert script.startswith(MAIN_JOB + "\n") and "trials.export" in script
     assert "mlflow models serve" in script and "trials.deploy.client" in script
-    script = script.replace("5001", str(free_port()))  # the documented port may be taken on a shared machine
+    assert smoke_launch.result.returncode == 0, smoke_launch.result.stderr[-3000:]
+    folder, rest = smoke_launch.folder, script[len(MAIN_JOB) + 1:]
+    rest = rest.replace("5001", str(free_port()))  # the documented port may be taken on a shared machine
     # the PATH a fresh shell has: the README's serving line must not rely on an activated venv
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PATH": "/usr/local/bin:/usr/bin:/bin"}
-    shell = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, stdout=subprocess.PIPE,
+    env = {**os.environ, "PYTHONPATH": str(folder), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    shell = subprocess.Popen(["bash", "-euo", "pipefail", "-c", rest], cwd=folder, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     try:
         out, err = shell.communicate(timeout=1700)
@@ -89,10 +60,11 @@ def test_the_deployment_section_runs_as_written(tmp_path):
         if shell.poll() is None or subprocess.run(["pgrep", "-g", str(shell.pid)], capture_output=True).returncode == 0:
             os.killpg(shell.pid, signal.SIGTERM)  # the server too, if the script stopped before `kill %1`
     assert shell.returncode == 0, err[-3000:]
-    assert (tmp_path / "export" / "model.onnx").is_file()
-    assert json.loads((tmp_path / "export" / "parity.json").read_text())["passed"] is True
-    extracted, served = np.load(tmp_path / "query.npz"), np.load(tmp_path / "served.npz")
+    assert (folder / "export" / "model.onnx").is_file()
+    assert json.loads((folder / "export" / "parity.json").read_text())["passed"] is True
+    extracted, served = np.load(folder / "query.npz"), np.load(folder / "served.npz")
     assert list(served["paths"]) == list(extracted["paths"])
     scale = np.abs(extracted["features"]).max()
     np.testing.assert_allclose(served["features"], extracted["features"], rtol=1e-4, atol=1e-4 * scale)
-    assert "queries of 16 identities" in out.split("champion: ")[-1]  # what the champion's choice rests on
+    launched = smoke_launch.result.stdout
+    assert "queries of 16 identities" in launched.split("champion: ")[-1]  # what the champion's choice rests on

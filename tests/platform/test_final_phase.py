@@ -141,7 +141,7 @@ def test_cross_domain_smoke_ends_with_one_final_per_sam_mode_and_a_report_compar
     from mlflow.tracking import MlflowClient
 
     result = launch("--study", "cross_domain", "--scale", "smoke", "--synthetic", "--run-dir", str(run_dir),
-                    "--num-cpus", "2", "--set", "retrain.config.epochs=6", "--set", "retrain.config.eval_interval=3")
+                    "--num-cpus", "2", "--set", "retrain.config.epochs=3", "--set", "retrain.config.eval_interval=3")
     assert result.returncode == 0, result.stderr[-3000:]
     uri = f"sqlite:///{run_dir}/mlflow.db"
     client = MlflowClient(uri)

@@ -1,6 +1,11 @@
 """launch.py as a user meets it: --list, --dry-run, and one clear paragraph and a non-zero exit on bad input."""
 
 import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_list_names_every_study_with_a_description(launch):
@@ -67,3 +72,20 @@ def test_resume_without_an_interrupted_launch(launch, run_dir):
 
 def test_resume_refuses_a_changed_plan(launch, run_dir):
     assert "drop --set" in error_of(launch("--study", "smoke", "--resume", "--set", "lr=0.1"))
+
+
+def test_the_code_version_is_the_commit_in_a_git_checkout_and_a_digest_elsewhere(tmp_path):
+    """The parent run's code version (the shared launch runs in a copy without git: test_study_e2e)."""
+    import shutil
+
+    from study_tracking import code_version_tags
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tags = code_version_tags(ROOT)
+    assert len(tags["mlflow.source.git.commit"]) == 40 and tags["msinet.git_dirty"] in ("true", "false")
+    for name in ("spaces", "trials", "platform", "analysis"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    digest = code_version_tags(tmp_path)["msinet.code_digest"]
+    (tmp_path / "trials" / "losses.py").write_text("# changed\n", encoding="utf-8")
+    assert len(digest) == 16 and code_version_tags(tmp_path)["msinet.code_digest"] != digest

@@ -1,8 +1,10 @@
 """The smoke study end to end on a real local Ray instance and after an interruption (a two-node cluster with
 security on: test_study_secure.py).
 
-Epochs are cut with --set so that each launch takes about a minute on 2 cores; everything else is the
-shipped smoke study: Optuna, ASHA, two search trials in parallel, the genotype hand-over, MLflow runs.
+The end-to-end checks read the test run's shared launch of the main job (`smoke_launch`, tests/conftest.py:
+the shipped smoke study as `make run` runs it: Optuna, ASHA, two search trials in parallel, the genotype
+hand-over, MLflow runs). The interruption test launches its own, with epochs cut by --set to what its point
+needs.
 """
 
 import json
@@ -15,8 +17,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SHORT = ["--set", "search.config.epochs=4", "--set", "retrain.config.epochs=6", "--set",
-         "retrain.config.eval_interval=3"]
 pytestmark = pytest.mark.slow
 
 
@@ -61,9 +61,10 @@ def overlap(client, runs) -> bool:
     return a0 <= b1 and b0 <= a1
 
 
-def check_deployment(client, uri, trials, retrain, stdout, run_dir):
+def check_deployment(client, uri, trials, retrain, stdout, run_dir, code):
     """Measured latency, datasets and system metrics on the trial runs; the code version on the parent; the
-    best retrain by val/mAP registered as msinet-smoke@champion, loading with its checkpoint's features."""
+    best retrain by val/mAP registered as msinet-smoke@champion, loading with its checkpoint's features. `code`:
+    the folder the launch ran from."""
     import mlflow
     import mlflow.pytorch
     import torch
@@ -78,7 +79,9 @@ def check_deployment(client, uri, trials, retrain, stdout, run_dir):
         assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["market1501"]
     assert any(k.startswith("system/cpu_utilization_percentage") for r in trials for k in r.data.metrics)
     parent = children(uri)[0][0]
-    assert len(parent.data.tags["mlflow.source.git.commit"]) == 40
+    from study_tracking import code_version_tags
+
+    assert parent.data.tags["msinet.code_digest"] == code_version_tags(code)["msinet.code_digest"]  # no git there
 
     best = max(retrain, key=lambda r: r.data.metrics["val/mAP"])
     champion = client.get_model_version_by_alias("msinet-smoke", "champion")
@@ -97,6 +100,14 @@ def check_deployment(client, uri, trials, retrain, stdout, run_dir):
         torch.testing.assert_close(loaded(images), spaces.build_from_checkpoint(checkpoint).eval()(images))
 
 
+def evaluated_epochs(run) -> list[int]:
+    """The epochs a trial evaluated on validation: the first, every `eval_interval`-th and its planned last,
+    up to the epoch it reached (ASHA may stop it earlier, at an evaluated epoch)."""
+    planned, every = int(run.data.params["epochs"]), int(run.data.params["eval_interval"])
+    reached = int(run.data.metrics["epoch"])
+    return [e for e in range(1, reached + 1) if e == 1 or e % every == 0 or e == planned]
+
+
 def check_what_users_read(client, uri, trials, stdout, storage):
     """What the MLflow UI, optuna-dashboard and the registry show first (issue 25): values logged only where
     measured, run descriptions, genotypes with their margins, validation size and intervals, the parent's
@@ -109,7 +120,7 @@ def check_what_users_read(client, uri, trials, stdout, storage):
     by_name = {r.data.tags["msinet.trial"]: r for r in trials}
     for run in trials:
         kind = run.data.tags["msinet.kind"]
-        evaluated = [1, 2, 4] if kind == "search" else [1, 3, 6]  # eval_interval 2 / 3 and the last epoch
+        evaluated = evaluated_epochs(run)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val/mAP")] == evaluated
         epochs = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
         assert epochs == list(range(1, evaluated[-1] + 1))
@@ -173,18 +184,19 @@ def check_what_users_read(client, uri, trials, stdout, storage):
     for trial in search.trials:
         attrs = trial.user_attrs
         run = by_name[f"search/{attrs['tune_trial_id']}"]
-        assert list(trial.intermediate_values) == [1, 2, 4]
-        assert trial.intermediate_values[4] == pytest.approx(trial.value)
-        assert trial.value == pytest.approx(run.data.metrics["val/mAP"])
-        assert attrs["mlflow_run_id"] == run.info.run_id and attrs["stopped_early"] is False
+        evaluated, stopped = evaluated_epochs(run), run.data.tags.get("msinet.stopped_early") == "true"
+        assert list(trial.intermediate_values) == evaluated  # the last included, also for one ASHA stopped
+        assert trial.intermediate_values[evaluated[-1]] == pytest.approx(run.data.metrics["val/mAP"])
+        assert trial.value == (None if stopped else pytest.approx(run.data.metrics["val/mAP"]))
+        assert attrs["mlflow_run_id"] == run.info.run_id and attrs["stopped_early"] is stopped
         assert attrs["mlflow_run_url"].endswith(f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
         assert attrs["genotype"] == run.data.tags["msinet.genotype_margins"]
 
 
-def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
+def test_smoke_study_end_to_end_then_the_analysis_report(smoke_launch):
     from mlflow.tracking import MlflowClient
 
-    result = launch("--study", "smoke", "--run-dir", str(run_dir), "--num-cpus", "2", *SHORT)
+    result, run_dir = smoke_launch.result, smoke_launch.run_dir
     assert result.returncode == 0, result.stderr[-3000:]
     assert "leaderboard of smoke" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
     assert f"optuna-dashboard sqlite:///{run_dir}/optuna.db --host 127.0.0.1 --port 8080" in result.stdout
@@ -203,7 +215,8 @@ def test_smoke_study_end_to_end_then_the_analysis_report(launch, run_dir):
         assert {"genotype.json", "cmc.png", "checkpoint", "metrics.json", "rank_lists.png",
                 "activation_maps.png"} <= names
         assert run.data.params["scale"] == "smoke" and "lr" in run.data.tags["msinet.space"]
-    check_deployment(client, f"sqlite:///{run_dir}/mlflow.db", trials, retrain, result.stdout, run_dir)
+    check_deployment(client, f"sqlite:///{run_dir}/mlflow.db", trials, retrain, result.stdout, run_dir,
+                     smoke_launch.folder)
     check_what_users_read(client, f"sqlite:///{run_dir}/mlflow.db", trials, result.stdout,
                           f"sqlite:///{run_dir}/optuna.db")
     # the Optuna study lives beside the MLflow store, so optuna-dashboard can open it

@@ -12,8 +12,6 @@ from trials.dataset_names import DatasetError, LoaderError
 from trials.runtime.failures import NonFiniteLossError, TrialFailed, failure_kind
 from trials.text_files import TextFileError
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_failures_that_repeat_are_named_by_kind_and_the_rest_left_to_tune():
     assert failure_kind(DatasetError("train.csv, line 3: ...")) == "bad data"
@@ -42,24 +40,18 @@ def attempt(config):
 
 
 @pytest.mark.slow
-def test_tune_retries_only_what_may_not_repeat(tmp_path):
-    import ray
+def test_tune_retries_only_what_may_not_repeat(tmp_path, local_ray):
     from ray import tune
 
     study_retries.install()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    try:
-        logs = {kind: tmp_path / f"{kind}.log" for kind in ("repeats", "transient")}
-        tuner = tune.Tuner(
-            tune.with_resources(attempt, {"cpu": 1}),
-            param_space={"fails": tune.grid_search(list(logs)), "log": tune.sample_from(
-                lambda spec: str(tmp_path / f"{spec.config.fails}.log"))},
-            run_config=tune.RunConfig(name="retries", storage_path=str(tmp_path / "tune"), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=2)))
-        results = {r.config["fails"]: r for r in tuner.fit()}
-    finally:
-        ray.shutdown()
+    logs = {kind: tmp_path / f"{kind}.log" for kind in ("repeats", "transient")}
+    tuner = tune.Tuner(
+        tune.with_resources(attempt, {"cpu": 1}),
+        param_space={"fails": tune.grid_search(list(logs)), "log": tune.sample_from(
+            lambda spec: str(tmp_path / f"{spec.config.fails}.log"))},
+        run_config=tune.RunConfig(name="retries", storage_path=str(tmp_path / "tune"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=2)))
+    results = {r.config["fails"]: r for r in tuner.fit()}
     assert logs["repeats"].read_text() == "x"  # ended at once: one attempt
     assert logs["transient"].read_text() == "xxx"  # the first attempt and max_failures retries
     assert failure_kind(results["repeats"].error) == "divergence"

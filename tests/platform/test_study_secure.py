@@ -30,8 +30,9 @@ import pytest
 from tests.net import free_port
 from tests.processes import BIN, ROOT, clean_env, group_alive, make_ray_token, start_group, stop_group, wait_for
 
-SHORT = ["--set", "search.config.epochs=4", "--set", "retrain.config.epochs=6", "--set",
-         "retrain.config.eval_interval=3"]
+# as short as the point allows: trials of both kinds on both nodes, their records in the secured server
+SHORT = ["--set", "search.config.epochs=4", "--set", "retrain.config.epochs=2", "--set",
+         "retrain.config.eval_interval=2"]
 pytestmark = pytest.mark.slow
 
 

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -32,24 +31,18 @@ def flaky_retrain(config):
     run_retrain(config, DiesOnce())
 
 
-def test_retrain_trainable_resumes_after_a_failure_under_tune(synthetic_root, tmp_path):
-    ray = pytest.importorskip("ray")
+def test_retrain_trainable_resumes_after_a_failure_under_tune(synthetic_root, tmp_path, local_ray):
     from ray import tune
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}})
-    try:
-        config = {"scale": "smoke", "dataset": "market1501", "data_dir": str(synthetic_root), "epochs": 3,
-                  "eval_interval": 1, "marker": str(tmp_path / "marker")}
-        tuner = tune.Tuner(
-            tune.with_resources(flaky_retrain, {"cpu": 1}),
-            param_space=config,
-            run_config=tune.RunConfig(name="resume", storage_path=str(tmp_path / "results"),
-                                      failure_config=tune.FailureConfig(max_failures=1), verbose=0),
-        )
-        result = tuner.fit()[0]
-    finally:
-        ray.shutdown()
+    config = {"scale": "smoke", "dataset": "market1501", "data_dir": str(synthetic_root), "epochs": 3,
+              "eval_interval": 1, "marker": str(tmp_path / "marker")}
+    tuner = tune.Tuner(
+        tune.with_resources(flaky_retrain, {"cpu": 1}),
+        param_space=config,
+        run_config=tune.RunConfig(name="resume", storage_path=str(tmp_path / "results"),
+                                  failure_config=tune.FailureConfig(max_failures=1), verbose=0),
+    )
+    result = tuner.fit()[0]
     assert result.error is None
     assert (tmp_path / "marker").exists(), "the first attempt did not die"
     assert result.metrics["epoch"] == 3
