@@ -98,9 +98,13 @@ def version_description(row: pd.Series, reason: str) -> str:
                       f"- **test** (never used to choose): {'; '.join(tests) or 'none logged'}"])
 
 
-def promote(tracking_uri: str, study: str, run_id: str, reason: str = "promoted by hand") -> dict[str, Any]:
+BY_HAND = "promoted by hand"
+
+
+def promote(tracking_uri: str, study: str, run_id: str, reason: str = BY_HAND) -> dict[str, Any]:
     """Register the run's logged model as a version of `msinet-<study>` (once per run) and point `champion`
-    at it; the run gets the tag `msinet.champion=true`, the previous champion's run loses it."""
+    at it; the run gets the tag `msinet.champion=true`, the previous champion's run loses it. Promoting the
+    champion by hand changes nothing: its version keeps the description of what its choice rested on."""
     from mlflow.exceptions import MlflowException
 
     experiment_id = study_experiment_id(tracking_uri, study)
@@ -118,8 +122,16 @@ def promote(tracking_uri: str, study: str, run_id: str, reason: str = "promoted 
     except MlflowException:
         client.create_registered_model(name, description=f"MSINet networks of study {study}; "
                                                           f"alias {ALIAS}: the one to deploy")
-    description = version_description(run, reason)
     model_id = source.rsplit("/", 1)[-1]  # models:/<model id>
+    try:
+        previous = client.get_model_version_by_alias(name, ALIAS)
+    except MlflowException:
+        previous = None
+    if reason == BY_HAND and previous is not None and previous.run_id == run_id:
+        return {"model": name, "version": int(previous.version), "alias": ALIAS, "run_id": run_id,
+                "trial": str(run["trial"]), "uri": f"models:/{name}@{ALIAS}", "reason": "already the champion",
+                "model_id": model_id, "description": previous.description}
+    description = version_description(run, reason)
     existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     if existing:
         version = client.update_model_version(name, existing[0].version, description=description)
@@ -129,10 +141,6 @@ def promote(tracking_uri: str, study: str, run_id: str, reason: str = "promoted 
                 name, f"models:/{model_id}", run_id=run_id, model_id=model_id, description=description,
                 tags={"msinet.trial": str(run["trial"]), "genotype": str(run["genotype"])})
     link_version(client, model_id, name, version.version)
-    try:
-        previous = client.get_model_version_by_alias(name, ALIAS)
-    except MlflowException:
-        previous = None
     client.set_registered_model_alias(name, ALIAS, version.version)
     client.set_model_version_tag(name, version.version, "msinet.champion_reason", reason)
     client.update_registered_model(name, description=f"MSINet networks of study {study}; alias {ALIAS} (the one "

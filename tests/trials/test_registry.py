@@ -99,6 +99,12 @@ def test_promote_moves_the_alias_and_the_tag_by_hand(study):
     uri, client, runs = study
     register_champion(uri, "reg", "L1", "val/mAP", "max")
     command = [sys.executable, "-m", "analysis", "promote", "--study", "reg", "--tracking-uri", uri, "--run"]
+    before = champion(client)
+    again = subprocess.run([*command, before.run_id], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr  # the champion promoted by hand: nothing changes (README)
+    after = champion(client)
+    assert (after.version, after.description) == (before.version, before.description)
+    assert "promoted by hand" not in after.description  # still what the launch's choice rested on
     moved = subprocess.run([*command, runs["b"]], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert moved.returncode == 0, moved.stderr
     assert "models:/msinet-reg@champion" in moved.stdout
