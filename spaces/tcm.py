@@ -132,9 +132,10 @@ class PrototypeMemory(nn.Module):
         self.register_buffer("prototypes", torch.zeros(num_classes, dim))
 
     def forward(self, features: Tensor, targets: Tensor) -> Tensor:
-        # Full precision even under mixed precision: the prototypes are float32 and updated in place.
+        # The prototypes' precision even under mixed precision: they are float32 and updated in place (float64
+        # where the memory is made double, as the compile test does to leave float32 rounding out).
         with torch.autocast(features.device.type, enabled=False):
-            inputs = F.normalize(features.float(), dim=1)
+            inputs = F.normalize(features.to(self.prototypes.dtype), dim=1)
             logits = _MemoryLookup.apply(inputs, targets, self.prototypes, self.momentum, self.images_per_id)
             return F.cross_entropy(logits / self.temperature, targets)
 

@@ -173,7 +173,7 @@ def side_loss(model, criterion, cfg: TrialConfig, device):
     def loss(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         with autocast(device, cfg.amp):
             features = model(images)
-        return criterion(features.float(), targets)
+        return criterion(features.to(torch.promote_types(features.dtype, torch.float32)), targets)  # fp32 at least
 
     return compiled(loss, cfg.compile, cfg.compile_backend, device)
 

@@ -1,5 +1,7 @@
 """The loss and memory code of `main` before the sync-free rewrite (issue 23), frozen as it was: the reference
-the rewritten losses, memories and steps are compared with. Not used by the platform."""
+the rewritten losses, memories and steps are compared with. Not used by the platform. One change: the memory
+computes in its prototypes' precision (main: `.float()`; the same for float32), so that the search steps can be
+compared in float64."""
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +79,7 @@ class _MemoryLookup(torch.autograd.Function):
 
 def memory_loss(memory, features, targets):
     """`PrototypeMemory.forward` of main, on `memory`'s buffer and settings."""
-    inputs = F.normalize(features.float(), dim=1)
+    inputs = F.normalize(features.to(memory.prototypes.dtype), dim=1)
     logits = _MemoryLookup.apply(inputs, targets, memory.prototypes, memory.momentum)
     return F.cross_entropy(logits / memory.temperature, targets)
 
@@ -96,7 +98,7 @@ def search_step(model, architect_optimizer, train_memory, valid_memory, optimize
         architect_optimizer.zero_grad(set_to_none=True)
         losses["architecture"] = torch.tensor(float(loss.detach()))
     inputs, pids = train_batch
-    loss = memory_loss(train_memory, model(inputs).float(), pids)
+    loss = memory_loss(train_memory, model(inputs), pids)
     loss.backward()
     optimizer.step()
     losses["weight"] = loss.detach()
