@@ -9,6 +9,7 @@ from spaces.tcm import (
     Architect,
     ClassificationHead,
     PrototypeMemory,
+    _MemoryLookup,
     classification_split,
     move_prototypes,
     num_ids,
@@ -185,3 +186,14 @@ def test_one_search_iteration_with_twin_memories():
     optimiser.step()
     assert torch.equal(net.alpha, alpha)
     assert train_memory.prototypes[3].norm() == pytest.approx(1.0)
+
+
+def test_the_memory_update_reads_no_value_on_the_host():
+    """On the meta device tensors have no values: a `.tolist()`, `.item()` or boolean indexing in the lookup or
+    the update of the backward pass (each a host sync on a GPU) raises; the vectorised rounds run. (Below the
+    memory's autocast guard, which the meta device lacks.)"""
+    prototypes = torch.zeros(5, 16, device="meta")
+    inputs = torch.randn(6, 16, device="meta", requires_grad=True)
+    logits = _MemoryLookup.apply(inputs, torch.tensor([4, 1, 4, 0, 1, 0], device="meta"), prototypes, 0.2, 2)
+    logits.sum().backward()
+    assert inputs.grad.shape == (6, 16)
