@@ -70,15 +70,14 @@ class SpatialAlignModule(nn.Module):
 
 
 def _mean_cosine_distance(x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
-    """Mean over anchors of the mean of 1 − cos(x[g, k], y[g, l]) over the pairs (k, l) that mask keeps."""
+    """Mean over anchors of the mean of 1 − cos(x[g, k], y[g, l]) over the pairs (k, l) that mask keeps;
+    anchors without a pair are left out (none: 0). Masked means: no host read, no data-dependent shape."""
     dist = 1 - torch.bmm(F.normalize(x, dim=-1), F.normalize(y, dim=-1).transpose(1, 2))
     mask = mask.to(dist.dtype)
     counts = mask.sum(dim=(1, 2))
     has_pairs = counts > 0
-    if not bool(has_pairs.any()):
-        return dist.sum() * 0
-    per_anchor = (dist * mask).sum(dim=(1, 2))[has_pairs] / counts[has_pairs]
-    return per_anchor.mean()
+    per_anchor = (dist * mask).sum(dim=(1, 2)) / counts.clamp_min(1)
+    return torch.where(has_pairs, per_anchor, 0).sum() / has_pairs.sum().clamp_min(1)
 
 
 def sam_loss(scores: SAMScores, pids: Tensor, mode: str) -> Tensor:

@@ -79,26 +79,38 @@ def num_ids(samples: Sequence[Sample]) -> int:
 # ---------------------------------------------------------------- prototype memory
 
 
+def move_prototypes(prototypes: Tensor, inputs: Tensor, targets: Tensor, momentum: float,
+                    rounds: int | None = None) -> None:
+    """p[y] <- normalise(momentum · p[y] + (1 − momentum) · x) for every (x, y) of the batch, in batch order,
+    as the authors' per-image loop does, but in `rounds` vectorised rounds: round k moves every class by
+    its k-th image of the batch (a class meets at most one image per round, so the rounds keep the loop's
+    order). A PK batch needs K rounds; `None` takes one per image, right for any batch. No host read, no
+    data-dependent shape: a CUDA graph captures it."""
+    rank = torch.tril(targets.unsqueeze(0) == targets.unsqueeze(1), diagonal=-1).sum(dim=1)  # earlier same-class images
+    for k in range(len(targets) if rounds is None else rounds):
+        current = prototypes[targets]
+        moved = momentum * current + (1 - momentum) * inputs
+        moved = moved / moved.norm(dim=1, keepdim=True)
+        prototypes.index_add_(0, targets, torch.where((rank == k).unsqueeze(1), moved - current, 0))
+
+
 class _MemoryLookup(torch.autograd.Function):
     """Similarities to the prototypes; the backward pass also moves the batch's prototypes (momentum)."""
 
     @staticmethod
-    def forward(ctx, inputs: Tensor, targets: Tensor, prototypes: Tensor, momentum: float) -> Tensor:
-        ctx.prototypes = prototypes
-        ctx.momentum = momentum
+    def forward(ctx, inputs: Tensor, targets: Tensor, prototypes: Tensor, momentum: float,
+                rounds: int | None) -> Tensor:
+        ctx.prototypes, ctx.momentum, ctx.rounds = prototypes, momentum, rounds
         ctx.save_for_backward(inputs, targets)
         return inputs.mm(prototypes.t())
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         inputs, targets = ctx.saved_tensors
-        prototypes, m = ctx.prototypes, ctx.momentum
-        grad_inputs = grad_output.mm(prototypes) if ctx.needs_input_grad[0] else None
-        with torch.no_grad():  # one sample at a time, in batch order, renormalising after each
-            for x, y in zip(inputs, targets.tolist(), strict=True):
-                updated = m * prototypes[y] + (1 - m) * x
-                prototypes[y] = updated / updated.norm()
-        return grad_inputs, None, None, None
+        grad_inputs = grad_output.mm(ctx.prototypes) if ctx.needs_input_grad[0] else None
+        with torch.no_grad():  # after the gradient, which uses the prototypes from before the update
+            move_prototypes(ctx.prototypes, inputs, targets, ctx.momentum, ctx.rounds)
+        return grad_inputs, None, None, None, None
 
 
 class PrototypeMemory(nn.Module):
@@ -106,21 +118,25 @@ class PrototypeMemory(nn.Module):
 
     ``forward(features, targets)`` returns cross-entropy over (normalised features · prototypesᵀ /
     temperature). The prototypes (a buffer, zero until first updated) move toward the batch features in
-    the backward pass: p[y] <- normalise(momentum · p[y] + (1 − momentum) · x), using the gradient's
-    prototypes from before the update.
+    the backward pass: p[y] <- normalise(momentum · p[y] + (1 − momentum) · x), image after image, using
+    the gradient's prototypes from before the update. `images_per_id`: K of the PK batches the memory is
+    fed (the update runs in K vectorised rounds, :func:`move_prototypes`); `None` suits any batch.
     """
 
-    def __init__(self, num_classes: int, dim: int = 512, temperature: float = 0.05, momentum: float = 0.2):
+    def __init__(self, num_classes: int, dim: int = 512, temperature: float = 0.05, momentum: float = 0.2,
+                 images_per_id: int | None = None):
         super().__init__()
         self.temperature = temperature
         self.momentum = momentum
+        self.images_per_id = images_per_id
         self.register_buffer("prototypes", torch.zeros(num_classes, dim))
 
     def forward(self, features: Tensor, targets: Tensor) -> Tensor:
-        # Full precision even under mixed precision: the prototypes are float32 and updated in place.
+        # The prototypes' precision even under mixed precision: they are float32 and updated in place (float64
+        # where the memory is made double, as the compile test does to leave float32 rounding out).
         with torch.autocast(features.device.type, enabled=False):
-            inputs = F.normalize(features.float(), dim=1)
-            logits = _MemoryLookup.apply(inputs, targets, self.prototypes, self.momentum)
+            inputs = F.normalize(features.to(self.prototypes.dtype), dim=1)
+            logits = _MemoryLookup.apply(inputs, targets, self.prototypes, self.momentum, self.images_per_id)
             return F.cross_entropy(logits / self.temperature, targets)
 
     @torch.no_grad()
@@ -162,33 +178,36 @@ class Architect:
     alpha alone and the weights' gradients are left untouched. Either way the forward updates BN running
     statistics and the backward updates the valid memory. `penalty` (hardware-aware search) is a function of
     nothing but alpha, e.g. λ · E[latency] (spaces.latency.latency_penalty), added to the valid loss.
+    `loss` replaces criterion(model(images), targets) when the caller computes the valid loss its own way
+    (the search trial: the forward and the memory loss compiled as one graph).
     """
 
     def __init__(self, model: nn.Module, criterion: Callable[[Tensor, Tensor], Tensor], lr: float = 2e-3,
                  betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 1e-3,
                  milestones: Sequence[int] = (150, 225, 350), gamma: float = 0.1,
-                 grad_to_weights: bool = True, penalty: Callable[[], Tensor] | None = None) -> None:
+                 grad_to_weights: bool = True, penalty: Callable[[], Tensor] | None = None,
+                 loss: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
         self.model = model
         self.criterion = criterion
+        self.loss = loss or (lambda images, targets: criterion(model(images), targets))
         self.grad_to_weights = grad_to_weights
         self.penalty = penalty
         self.params = list(model.arch_parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=betas, weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(milestones), gamma)
 
-    def step(self, images: Tensor, targets: Tensor) -> float:
-        """One update of alpha from a valid batch; returns the valid loss (without the penalty)."""
+    def step(self, images: Tensor, targets: Tensor) -> Tensor:
+        """One update of alpha from a valid batch; returns the valid loss (without the penalty), a tensor on
+        the device: reading it would make the host wait for the step."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.criterion(self.model(images), targets)
+        loss = self.loss(images, targets)
         total = loss if self.penalty is None else loss + self.penalty()
-        if self.grad_to_weights:
-            total.backward()
-        else:
-            for param, grad in zip(self.params, torch.autograd.grad(total, self.params), strict=True):
-                param.grad = grad
+        total.backward(inputs=None if self.grad_to_weights else self.params)
         self.optimizer.step()
+        # alpha's gradient lives for this step only: under CUDA graphs it may be a graph's output buffer,
+        # which must be read before the next replay and never written into
         self.optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return loss.detach().clone()  # a copy, for the same reason
 
     def epoch_end(self) -> None:
         """Advance the learning-rate schedule by one epoch."""

@@ -20,6 +20,18 @@ from trials.data import synthesize  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` run where CUDA is (`pytest -m cuda`, benchmarks/device_check.py) and skip elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """Market-1501 (domain A) and VeRi-776 (domain B) layouts under one --data-dir."""

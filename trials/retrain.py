@@ -26,8 +26,8 @@ from trials.evaluation.network_views import draw_network_views
 from trials.evaluation.scoring import check_test_rerank, refresh_validation, score_tests
 from trials.losses import reid_head_loss
 from trials.runtime.checkpoint import read_state, write_state
-from trials.runtime.device import autocast, compiled
-from trials.runtime.divergence import check_finite
+from trials.runtime.device import allocate_grads, autocast, compiled, to_device
+from trials.runtime.divergence import DivergenceWatch
 from trials.runtime.latency import measure_latency
 from trials.runtime.rng import rng_state, set_rng_state
 from trials.runtime.schedules import warmup_multistep
@@ -49,7 +49,6 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
     if cfg.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
 
-    step_model = compiled(model, cfg.compile, cfg.compile_backend, device)
     optimizer = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad],
         lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
@@ -77,7 +76,7 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
     for epoch in range(start_epoch, cfg.epochs):
         started = time.perf_counter()
         loader.sampler.set_epoch(epoch)
-        losses, images = train_epoch(step_model, loader, optimizer, cfg, device, epoch)
+        losses, images = train_epoch(model, loader, optimizer, cfg, device, epoch)
         scheduler.step()
         seconds = time.perf_counter() - started
         metrics = {"epoch": epoch + 1, **losses, "lr": optimizer.param_groups[0]["lr"],
@@ -104,34 +103,50 @@ def run_retrain(config: dict[str, Any] | TrialConfig, session=None) -> dict[str,
 
 
 def train_epoch(model, loader, optimizer, cfg: TrialConfig, device, epoch: int) -> tuple[dict[str, float], int]:
-    """One pass of PK batches; returns the mean of each loss term and the number of images seen."""
+    """One pass of PK batches; returns the mean of each loss term and the number of images seen. The loss
+    sums and the divergence watch stay on the device: the host reads them once per epoch."""
     model.train()
+    loss_terms = retrain_terms(model, cfg, device)
+    allocate_grads(optimizer)
+    watch = DivergenceWatch([*model.parameters(), *model.buffers()], epoch + 1, optimizer.param_groups[0]["lr"])
     sums: dict[str, torch.Tensor] = {}
     steps = images = 0
     batches = itertools.islice(loader, cfg.iters_per_epoch) if cfg.iters_per_epoch else loader
-    for iteration, (inputs, pids, *_rest) in enumerate(batches):
-        inputs = inputs.to(device, non_blocking=True)
-        pids = pids.to(device, non_blocking=True)
-        if cfg.channels_last and device.type == "cuda":
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with autocast(device, cfg.amp):
-            out = model(inputs)
-        terms = retrain_losses(out, pids, cfg)
-        total = sum(terms.values())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        check_finite(terms, epoch + 1, iteration + 1, optimizer.param_groups[0]["lr"],
-                     [*model.parameters(), *model.buffers()])
+    for inputs, pids, *_rest in batches:
+        terms = retrain_step(loss_terms, optimizer, inputs, pids, cfg, device)
+        watch.record(terms)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach().float()
         steps += 1
         images += inputs.shape[0]
+    watch.read()
     if steps == 0:
         raise RuntimeError("the training loader produced no batch: too few identities for one P x K batch")
-    means = {f"loss/{k}": float(v) / steps for k, v in sums.items()}
+    means = {f"loss/{k}": v / steps for k, v in zip(sums, torch.stack(list(sums.values())).tolist(), strict=True)}
     means["loss"] = sum(means.values())
     return means, images
+
+
+def retrain_step(loss_terms, optimizer, inputs: torch.Tensor, pids: torch.Tensor, cfg: TrialConfig,
+                 device) -> dict[str, torch.Tensor]:
+    """One iteration: gradients zeroed in place (`allocate_grads`), the loss terms of the batch, their sum
+    backpropagated, one SGD step. Returns the terms, on the device."""
+    optimizer.zero_grad(set_to_none=False)
+    terms = loss_terms(to_device(inputs, device, cfg.channels_last), to_device(pids, device))
+    sum(terms.values()).backward()
+    optimizer.step()
+    return terms
+
+
+def retrain_terms(model, cfg: TrialConfig, device):
+    """(inputs, pids) -> the loss terms: the forward and every loss as one function, one graph (and its
+    backward) under `compile`, replayed as a CUDA graph on CUDA."""
+    def terms(inputs: torch.Tensor, pids: torch.Tensor) -> dict[str, torch.Tensor]:
+        with autocast(device, cfg.amp):
+            out = model(inputs)
+        return retrain_losses(out, pids, cfg)
+
+    return compiled(terms, cfg.compile, cfg.compile_backend, device)
 
 
 def retrain_losses(out, pids: torch.Tensor, cfg: TrialConfig) -> dict[str, torch.Tensor]:

@@ -34,8 +34,8 @@ from trials.data.order import halving_order
 from trials.data.splits import load_splits
 from trials.evaluation.scoring import refresh_validation
 from trials.runtime.checkpoint import read_state, write_state
-from trials.runtime.device import autocast, compiled
-from trials.runtime.divergence import check_finite
+from trials.runtime.device import allocate_grads, autocast, compiled, to_device
+from trials.runtime.divergence import DivergenceWatch
 from trials.runtime.rng import rng_state, set_rng_state
 from trials.runtime.schedules import warmup_multistep
 from trials.runtime.session import TuneSession
@@ -58,12 +58,12 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     weight_params = model.weight_parameters() + list(train_criterion.parameters())
     optimizer = torch.optim.SGD(weight_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = warmup_multistep(optimizer, cfg.warmup_epochs, cfg.warmup_factor, cfg.milestones, cfg.lr_gamma)
-    step_model = compiled(model, cfg.compile, cfg.compile_backend, device)
     table = cost_table(cfg)
     penalty = latency.latency_penalty(cfg.latency_weight, table) if cfg.latency_weight > 0 else None
-    architect = spaces.Architect(step_model, valid_criterion, lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
+    architect = spaces.Architect(model, valid_criterion, lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
                                  milestones=cfg.arch_milestones, grad_to_weights=cfg.valid_grad_to_weights,
-                                 penalty=None if penalty is None else lambda: penalty(torch.softmax(model.alpha, -1)))
+                                 penalty=None if penalty is None else lambda: penalty(torch.softmax(model.alpha, -1)),
+                                 loss=side_loss(model, valid_criterion, cfg, device))
     train, valid = (training_batches(side, cfg, cfg.seed + i, workers, device)
                     for i, side in enumerate((train_side, valid_side)))
     valid_stream = BatchStream(valid)
@@ -87,8 +87,7 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
     for epoch in range(start_epoch, cfg.epochs):
         started = time.perf_counter()
         train.sampler.set_epoch(epoch)
-        losses = search_epoch(step_model, train, valid_stream, architect, train_criterion, optimizer, cfg, device,
-                              epoch)
+        losses = search_epoch(model, train, valid_stream, architect, train_criterion, optimizer, cfg, device, epoch)
         scheduler.step()
         architect.epoch_end()
         probabilities = model.arch_weights().cpu().numpy()
@@ -116,49 +115,69 @@ def run_search(config: dict[str, Any] | TrialConfig, session=None) -> dict[str, 
 
 def search_epoch(model, train, valid_batches: Iterator, architect, train_criterion, optimizer, cfg: TrialConfig,
                  device, epoch: int) -> dict[str, float]:
-    """One pass of the train side; every iteration draws a valid batch, all but the first step alpha."""
+    """One pass of the train side; every iteration draws a valid batch, all but the first step alpha. The
+    loss sums and the divergence watch stay on the device: the host reads them once per epoch."""
     model.train()
+    train_loss = side_loss(model, train_criterion, cfg, device)
+    allocate_grads(optimizer)
+    watch = DivergenceWatch([*model.parameters(), *model.buffers()], epoch + 1, optimizer.param_groups[0]["lr"],
+                            names=("architecture", "weight"))
     batches = itertools.islice(train, cfg.iters_per_epoch) if cfg.iters_per_epoch else train
-    weight_sum = torch.zeros((), device=device)
-    arch_sum = 0.0
+    sums = {"weight": torch.zeros((), device=device), "architecture": torch.zeros((), device=device)}
     steps = arch_steps = 0
     for iteration, train_batch in enumerate(batches):
-        losses = search_step(model, architect, train_criterion, optimizer, train_batch, next(valid_batches),
-                             iteration > 0, cfg, device)
-        check_finite(losses, epoch + 1, iteration + 1, optimizer.param_groups[0]["lr"],
-                     [*model.parameters(), *model.buffers()])
-        weight_sum = weight_sum + losses["weight"]
-        if "architecture" in losses:
-            arch_sum += float(losses["architecture"])
-            arch_steps += 1
+        losses = search_step(train_loss, architect, optimizer, train_batch, next(valid_batches), iteration > 0, cfg,
+                             device)
+        watch.record(losses)
+        for name, value in losses.items():
+            sums[name] = sums[name] + value
+        arch_steps += "architecture" in losses
         steps += 1
+    watch.read()
     if steps == 0:
         raise RuntimeError("the search's train side produced no batch: too few identities for one P x K batch")
-    out = {"loss/weight": float(weight_sum) / steps}
+    weight, architecture = torch.stack([sums["weight"], sums["architecture"]]).tolist()
+    out = {"loss/weight": weight / steps}
     if arch_steps:
-        out["loss/architecture"] = arch_sum / arch_steps
+        out["loss/architecture"] = architecture / arch_steps
     return out
 
 
-def search_step(model, architect, train_criterion, optimizer, train_batch, valid_batch, arch_step: bool,
-                cfg: TrialConfig, device) -> dict[str, torch.Tensor]:
-    """One iteration: zero the weights' gradients, the architecture step on the valid batch (when
-    `arch_step`), then the train loss's gradients added and one weight step. Returns the loss terms."""
-    optimizer.zero_grad(set_to_none=True)
+def search_step(train_loss, architect, optimizer, train_batch, valid_batch, arch_step: bool, cfg: TrialConfig,
+                device) -> dict[str, torch.Tensor]:
+    """One iteration, as the authors run it (docs/method.md): the weights' gradients are zeroed; when
+    `arch_step`, the architecture step backpropagates the valid loss (into every parameter by default) and
+    steps alpha; then the train loss is backpropagated, adding to the weights' gradients, and the weights
+    step. Returns the loss terms, on the device.
+
+    The two backwards cannot be merged into one of the summed loss: the train forward must see the alpha
+    that the architecture step produced (and the BN statistics the valid forward left). So the weights'
+    gradients are zeroed in place, never set to None (`allocate_grads`): each backward adds into the
+    parameters' own gradient tensors, also when a CUDA graph replays the compiled passes."""
+    optimizer.zero_grad(set_to_none=False)
     losses = {}
     if arch_step:
         v_inputs, v_pids, *_ = valid_batch
         with autocast(device, cfg.amp):
-            losses["architecture"] = torch.tensor(architect.step(_to(v_inputs, device, cfg), v_pids.to(device)))
+            losses["architecture"] = architect.step(to_device(v_inputs, device, cfg.channels_last),
+                                                    to_device(v_pids, device))
     inputs, pids, *_ = train_batch
-    inputs, pids = _to(inputs, device, cfg), pids.to(device, non_blocking=True)
-    with autocast(device, cfg.amp):
-        features = model(inputs)
-    loss = train_criterion(features.float(), pids)
+    loss = train_loss(to_device(inputs, device, cfg.channels_last), to_device(pids, device))
     loss.backward()
     optimizer.step()
     losses["weight"] = loss.detach()
     return losses
+
+
+def side_loss(model, criterion, cfg: TrialConfig, device):
+    """(images, targets) -> criterion(model(images), targets): one side's forward and loss. Under `compile`
+    one graph (and its backward, where the memory moves its prototypes) replayed as a CUDA graph on CUDA."""
+    def loss(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with autocast(device, cfg.amp):
+            features = model(images)
+        return criterion(features.to(torch.promote_types(features.dtype, torch.float32)), targets)  # fp32 at least
+
+    return compiled(loss, cfg.compile, cfg.compile_backend, device)
 
 
 def latency_metrics(model: spaces.Supernet, genotype: spaces.Genotype, table: dict[str, Any],
@@ -199,18 +218,11 @@ def _criteria(cfg: TrialConfig, train_side: list[Sample], valid_side: list[Sampl
     if cfg.supervision == "classification":
         head = spaces.ClassificationHead(spaces.num_ids(train_side)).to(device)
         return head, head
-    return tuple(
+    return tuple(  # PK batches: each id's K images move its prototype in K vectorised rounds
         spaces.PrototypeMemory(spaces.num_ids(side), temperature=cfg.memory_temperature,
-                               momentum=cfg.memory_momentum).to(device)
+                               momentum=cfg.memory_momentum, images_per_id=cfg.instances).to(device)
         for side in (train_side, valid_side)
     )
-
-
-def _to(inputs: torch.Tensor, device, cfg: TrialConfig) -> torch.Tensor:
-    inputs = inputs.to(device, non_blocking=True)
-    if cfg.channels_last and device.type == "cuda":
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    return inputs
 
 
 def trainable(config: dict[str, Any]) -> None:

@@ -5,7 +5,16 @@ import torch
 import torch.nn.functional as F
 
 from spaces.supernet import Supernet
-from spaces.tcm import Architect, ClassificationHead, PrototypeMemory, classification_split, num_ids, tcm_split
+from spaces.tcm import (
+    Architect,
+    ClassificationHead,
+    PrototypeMemory,
+    _MemoryLookup,
+    classification_split,
+    move_prototypes,
+    num_ids,
+    tcm_split,
+)
 
 
 def _samples(num_ids, images_per_id=lambda i: 4 + i % 3):
@@ -92,6 +101,45 @@ def test_memory_loss_and_update_match_a_hand_computation():
     assert not torch.allclose(memory.prototypes[2], prototypes[2])
 
 
+def _per_image_loop(prototypes, inputs, targets, m):
+    """The authors' update (and main's before issue 23): one image at a time, in batch order."""
+    prototypes = prototypes.clone()
+    for x, y in zip(inputs, targets.tolist(), strict=True):
+        p = m * prototypes[y] + (1 - m) * x
+        prototypes[y] = p / p.norm()
+    return prototypes
+
+
+@pytest.mark.parametrize("layout", ["any order", "pk shuffled", "pk"])
+def test_vectorised_update_equals_the_per_image_loop(layout):
+    torch.manual_seed(1)
+    prototypes = F.normalize(torch.randn(12, 32), dim=1)
+    prototypes[[3, 7]] = 0  # classes not seen yet
+    if layout == "any order":  # unequal counts, repeats far apart: one round per image
+        targets, rounds = torch.tensor([3, 0, 5, 3, 3, 11, 0, 7, 3, 5, 0, 9]), None
+    else:  # 4 ids x K = 3: K rounds
+        targets, rounds = torch.tensor([7, 7, 7, 2, 2, 2, 3, 3, 3, 10, 10, 10]), 3
+        if layout == "pk shuffled":
+            targets = targets[torch.randperm(12)]
+    inputs = F.normalize(torch.randn(len(targets), 32), dim=1)
+    expected = _per_image_loop(prototypes, inputs, targets, 0.2)
+    moved = prototypes.clone()
+    move_prototypes(moved, inputs, targets, 0.2, rounds)
+    assert torch.allclose(moved, expected, atol=1e-6, rtol=0)
+    assert not torch.allclose(moved, prototypes)
+
+
+def test_a_memory_with_k_rounds_moves_like_the_loop_in_its_backward_pass():
+    torch.manual_seed(2)
+    memory = PrototypeMemory(5, dim=16, images_per_id=2)
+    memory.prototypes.copy_(F.normalize(torch.randn(5, 16), dim=1))
+    features = torch.randn(6, 16, requires_grad=True)
+    targets = torch.tensor([4, 1, 4, 0, 1, 0])
+    expected = _per_image_loop(memory.prototypes, F.normalize(features.detach(), dim=1), targets, 0.2)
+    memory(features, targets).backward()
+    assert torch.allclose(memory.prototypes, expected, atol=1e-6, rtol=0)
+
+
 def test_zero_initialised_memory_takes_the_first_feature_of_a_class():
     memory = PrototypeMemory(2, dim=3)
     features = torch.tensor([[3.0, 0.0, 4.0]], requires_grad=True)
@@ -138,3 +186,14 @@ def test_one_search_iteration_with_twin_memories():
     optimiser.step()
     assert torch.equal(net.alpha, alpha)
     assert train_memory.prototypes[3].norm() == pytest.approx(1.0)
+
+
+def test_the_memory_update_reads_no_value_on_the_host():
+    """On the meta device tensors have no values: a `.tolist()`, `.item()` or boolean indexing in the lookup or
+    the update of the backward pass (each a host sync on a GPU) raises; the vectorised rounds run. (Below the
+    memory's autocast guard, which the meta device lacks.)"""
+    prototypes = torch.zeros(5, 16, device="meta")
+    inputs = torch.randn(6, 16, device="meta", requires_grad=True)
+    logits = _MemoryLookup.apply(inputs, torch.tensor([4, 1, 4, 0, 1, 0], device="meta"), prototypes, 0.2, 2)
+    logits.sum().backward()
+    assert inputs.grad.shape == (6, 16)

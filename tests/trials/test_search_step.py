@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 import spaces
 from trials.config import make_config
-from trials.search import search_step
+from trials.search import search_step, side_loss
 
 LR, WD = 0.025, 5e-4
+CPU = torch.device("cpu")
 
 
 def _setup(seed=0):
@@ -42,8 +43,8 @@ def _run(grad_to_weights: bool):
     cfg = make_config("search", {"scale": "smoke", "valid_grad_to_weights": grad_to_weights})
     optimizer = torch.optim.SGD(model.weight_parameters(), lr=LR, momentum=0.9, weight_decay=WD)
     architect = spaces.Architect(model, valid_memory, grad_to_weights=grad_to_weights)
-    losses = search_step(model, architect, train_memory, optimizer, train_batch, valid_batch, True, cfg,
-                         torch.device("cpu"))
+    losses = search_step(side_loss(model, train_memory, cfg, CPU), architect, optimizer, train_batch, valid_batch,
+                         True, cfg, CPU)
     return model, before, losses, train_batch, valid_batch
 
 
@@ -84,8 +85,8 @@ def test_without_an_architecture_step_alpha_stays_and_only_the_train_loss_counts
     optimizer = torch.optim.SGD(model.weight_parameters(), lr=LR, momentum=0.9, weight_decay=WD)
     architect = spaces.Architect(model, valid_memory)
     prototypes = valid_memory.prototypes.clone()
-    losses = search_step(model, architect, train_memory, optimizer, train_batch, valid_batch, False, cfg,
-                         torch.device("cpu"))
+    losses = search_step(side_loss(model, train_memory, cfg, CPU), architect, optimizer, train_batch, valid_batch,
+                         False, cfg, CPU)
     assert set(losses) == {"weight"}
     assert torch.equal(model.alpha.detach(), alpha0)
     assert torch.equal(valid_memory.prototypes, prototypes)  # the valid batch was drawn, not used

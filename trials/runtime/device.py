@@ -58,13 +58,38 @@ def autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
-def compiled(model: torch.nn.Module, enabled: bool, backend: str, device: torch.device) -> torch.nn.Module:
-    """The training forward through `torch.compile` when enabled (CUDA graphs on CUDA: PK batches have static
-    shapes). The module shares its parameters with `model`; evaluation and checkpoints keep using `model`."""
+def compiled(fn, enabled: bool, backend: str, device: torch.device):
+    """`fn` (a module or a function) through `torch.compile` when enabled, else `fn` itself. Whole
+    (`fullgraph`: a graph break, such as a host read, is an error rather than a silent split) and with CUDA
+    graphs on CUDA (PK batches have static shapes). A compiled module shares its parameters with the
+    original; evaluation and checkpoints keep using the original."""
     if not enabled:
-        return model
+        return fn
     mode = "reduce-overhead" if device.type == "cuda" and backend == "inductor" else None
-    return torch.compile(model, backend=backend, mode=mode, dynamic=False)
+    return torch.compile(fn, backend=backend, mode=mode, dynamic=False, fullgraph=True)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """A batch tensor on the training device without making the host wait: a host tensor is copied from
+    pinned memory (the PIL loader pins already), asynchronously; `channels_last` applies to images on CUDA."""
+    if tensor.device.type == "cpu" and device.type == "cuda" and not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    tensor = tensor.to(device, non_blocking=True)
+    if channels_last and device.type == "cuda" and tensor.dim() == 4:
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
+
+
+def allocate_grads(*optimizers: torch.optim.Optimizer) -> None:
+    """Give every trained parameter a zero gradient tensor of its own, once, so that zero_grad(set_to_none=
+    False) keeps it and each backward adds into it in place. Under CUDA graphs a gradient created by a
+    backward is that graph's output buffer, which the next replay overwrites: the search step's second
+    backward would then add into (or over) the first one's gradients."""
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                if param.requires_grad and param.grad is None:
+                    param.grad = torch.zeros_like(param)
 
 
 def trial_cpus() -> int:

@@ -355,7 +355,7 @@ def test_summary_rank_k_beyond_the_gallery_is_the_last_cmc_value():
     assert summary["cmc"] == [0.25, 0.5, 0.75]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_evaluate_on_cuda_matches_cpu():
     q_pids, g_pids = np.arange(6), np.repeat(np.arange(8), 3)
     q_loader = loader(q_pids, np.zeros(6, dtype=np.int64), seed=1)
