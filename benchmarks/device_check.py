@@ -302,12 +302,14 @@ def bounded(command: list[str], seconds: float, log: Log) -> tuple[int | None, s
 
 def throughput_section(args: argparse.Namespace, device: torch.device, out: Path, seconds: float, log: Log
                        ) -> dict[str, Any]:
+    # packing 1/2/4/8 with and without MPS (where its control daemon is installed); the PIL baseline gets the
+    # loader processes a study trial gets (the benchmark's default)
     if device.type == "cuda":  # full size, fewer iterations than the benchmark's own defaults
-        flags = ["--iters", "20", "--warmup", "5", "--repeats", "1", "--workers", str(min(8, os.cpu_count() or 1))]
+        flags = ["--iters", "20", "--warmup", "5", "--repeats", "1", "--mps"]
     else:  # every section once, tiny
         flags = ["--height", "32", "--classes", "8", "--ids", "12", "--iters", "1", "--warmup", "1", "--repeats", "1",
                  "--workers", "0", "--ids-per-batch", "4", "--instances", "2", "--variants", "device",
-                 "--packing", "1"]
+                 "--packing", "1", "--mps"]
     figures = out / "throughput.json"
     command = [sys.executable, str(ROOT / "benchmarks" / "gpu_throughput.py"), "--device", device.type, *flags,
                "--json", str(figures)]
