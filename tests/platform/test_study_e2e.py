@@ -130,7 +130,8 @@ def check_what_users_read(client, uri, trials, stdout, storage):
         margins = tags["msinet.genotype_margins"]
         assert margins.split(" (")[0].replace("?", "") == tags["genotype"] and "of 12 slots decided" in margins
         note = tags["mlflow.note.content"]
-        for text in (f"phase `{tags['msinet.phase']}`", "finished", margins, "val/mAP", "95 % CI",
+        status = "stopped early" if tags.get("msinet.stopped_early") == "true" else "finished"
+        for text in (f"phase `{tags['msinet.phase']}`", status, margins, "val/mAP", "95 % CI",
                      f"{metrics['val/num_valid_queries']:.0f} queries of 16 identities", "what it is for"):
             assert text in note, (text, note)
         assert ("source/mAP" in note and "never used to choose" in note) == (kind == "retrain")
@@ -187,7 +188,8 @@ def check_what_users_read(client, uri, trials, stdout, storage):
         evaluated, stopped = evaluated_epochs(run), run.data.tags.get("msinet.stopped_early") == "true"
         assert list(trial.intermediate_values) == evaluated  # the last included, also for one ASHA stopped
         assert trial.intermediate_values[evaluated[-1]] == pytest.approx(run.data.metrics["val/mAP"])
-        assert trial.value == (None if stopped else pytest.approx(run.data.metrics["val/mAP"]))
+        assert trial.value == pytest.approx(run.data.metrics["val/mAP"])  # PRUNED: Optuna takes the last value
+        assert trial.state == (optuna.trial.TrialState.PRUNED if stopped else optuna.trial.TrialState.COMPLETE)
         assert attrs["mlflow_run_id"] == run.info.run_id and attrs["stopped_early"] is stopped
         assert attrs["mlflow_run_url"].endswith(f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
         assert attrs["genotype"] == run.data.tags["msinet.genotype_margins"]
