@@ -213,11 +213,13 @@ def trial_error(trial) -> str:
     cause = getattr(error, "cause", None) or error
     if isinstance(cause, TrialFailed):
         return str(cause)[:1000]
-    try:
-        error = trial.get_error()
+    text = ""
+    try:  # the driver's own copy first: Tune writes it at once, the storage copy (get_error) only when it syncs
+        local = Path(trial.error_file) if trial.error_file else None
+        text = local.read_text(errors="replace") if local and local.is_file() else str(trial.get_error() or "")
     except Exception:  # noqa: BLE001 - a missing error file must not hide the failure itself
-        error = None
-    lines = [line for line in str(error or "").splitlines() if line.strip()]
+        pass
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip()[:1000] if lines else "the trial's worker died without an error message"
 
 

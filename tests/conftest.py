@@ -71,8 +71,10 @@ def local_ray():
     their own (a launch starts its own: its instance is part of what it tests)."""
     import ray
 
+    # the workers import the tests' modules, and with them the platform's (not a package: its folder)
+    path = f"{ROOT}{os.pathsep}{ROOT / 'platform'}"
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}})
+             runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
     try:
         yield ray
     finally:
