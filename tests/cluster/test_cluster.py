@@ -27,7 +27,7 @@ from tests.processes import ROOT
 pytestmark = pytest.mark.slow
 PROGRESS = re.compile(r"\[\s*\d+s (\w+)\] (\w+) epoch (\d+)/(\d+)")
 SEARCH_EPOCHS = 2
-RETRAIN_EPOCHS = 6
+RETRAIN_EPOCHS = 12  # room for the kill to land mid-trial: on an idle machine an epoch takes about 1.5 s
 KILL_AT_EPOCH = 2  # the retrain trials' node dies once a trial has reported (and checkpointed) this epoch
 IMPOSSIBLE_WITHIN_S = 60  # the stated time: an impossible request ends the launch before any trial starts
 
