@@ -55,7 +55,7 @@ def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
     if args.check_only and args.no_parity:
         raise DeployError("--check-only and --no-parity contradict each other")
     images = list_images(args.check, "--check") if args.check else []
-    out = check_output(args.out, "--out")
+    out = check_output(args.out, "--out", create=False)  # made only once there is something to write
     graph = out / FILE_NAMES[args.format]
     if args.check_only and not graph.is_file():
         raise DeployError(f"--check-only: {graph} does not exist; export it first (without --check-only)")
@@ -63,6 +63,7 @@ def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
     model, preprocessing = load_inference_model(weights or args.weights, size, args.l2_normalise)
     torch.manual_seed(0)
     if not args.check_only:
+        check_output(out, "--out")
         example = torch.randn(2, 3, preprocessing.height, preprocessing.width)
         export(model, args.format, example, out)
         preprocessing.write(out / "preprocessing.json")

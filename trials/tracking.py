@@ -62,6 +62,7 @@ CHECKPOINT_ARTEFACTS = ("model.pt",)
 # What a logged model lists as its own metrics (with the dataset of each score): the scores and the costs.
 MODEL_METRIC_PREFIXES = ("val/", "source/", "target/", "latency/")
 MODEL_METRICS = ("params", "params_no_classifier", "macs")
+SCORE_PREFIXES = ("val/", "source/", "target/")  # measured on a dataset, which the logged model names
 
 
 def ensure_store(tracking_uri: str, experiment_name: str, artifact_location: str | None = None) -> str:
@@ -197,7 +198,8 @@ class MLflowHook:
             if key.startswith("val/") and not evaluated:
                 continue
             linked = model_id is not None and (key.startswith(MODEL_METRIC_PREFIXES) or key in MODEL_METRICS)
-            name, digest = self.datasets.get(_metric_context(key), (None, None)) if linked else (None, None)
+            scored = linked and key.startswith(SCORE_PREFIXES)  # costs (params, macs, latency) have no dataset
+            name, digest = self.datasets.get(_metric_context(key), (None, None)) if scored else (None, None)
             out.append(Metric(key, value, stamp, step, dataset_name=name, dataset_digest=digest,
                               model_id=model_id if linked else None))
         return out
