@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -55,7 +56,7 @@ def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
     if args.check_only and args.no_parity:
         raise DeployError("--check-only and --no-parity contradict each other")
     images = list_images(args.check, "--check") if args.check else []
-    out = check_output(args.out, "--out", create=False)  # made only once there is something to write
+    out = check_output(args.out, "--out")
     graph = out / FILE_NAMES[args.format]
     if args.check_only and not graph.is_file():
         raise DeployError(f"--check-only: {graph} does not exist; export it first (without --check-only)")
@@ -63,7 +64,6 @@ def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
     model, preprocessing = load_inference_model(weights or args.weights, size, args.l2_normalise)
     torch.manual_seed(0)
     if not args.check_only:
-        check_output(out, "--out")
         example = torch.randn(2, 3, preprocessing.height, preprocessing.width)
         export(model, args.format, example, out)
         preprocessing.write(out / "preprocessing.json")
@@ -79,10 +79,14 @@ def run_export(args: argparse.Namespace, weights: str | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    out = Path(args.out).expanduser()
+    made = not out.exists()
     try:
         with local_weights(args.weights, args.tracking_uri) as path:
             record = run_export(args, path)
     except (DeployError, DatasetError, OutputError, ValueError) as error:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # the --out check made it; the export failed before writing into it
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(record), flush=True)
