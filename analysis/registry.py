@@ -127,10 +127,13 @@ def promote(tracking_uri: str, study: str, run_id: str, reason: str = BY_HAND) -
         previous = client.get_model_version_by_alias(name, ALIAS)
     except MlflowException:
         previous = None
+
+    def record(version, why: str, description: str) -> dict[str, Any]:
+        return {"model": name, "version": int(version), "alias": ALIAS, "run_id": run_id, "trial": str(run["trial"]),
+                "uri": f"models:/{name}@{ALIAS}", "reason": why, "model_id": model_id, "description": description}
+
     if reason == BY_HAND and previous is not None and previous.run_id == run_id:
-        return {"model": name, "version": int(previous.version), "alias": ALIAS, "run_id": run_id,
-                "trial": str(run["trial"]), "uri": f"models:/{name}@{ALIAS}", "reason": "already the champion",
-                "model_id": model_id, "description": previous.description}
+        return record(previous.version, "already the champion", previous.description)
     description = version_description(run, reason)
     existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     if existing:
@@ -148,9 +151,7 @@ def promote(tracking_uri: str, study: str, run_id: str, reason: str = BY_HAND) -
     if previous is not None and previous.run_id and previous.run_id != run_id:
         client.delete_tag(previous.run_id, CHAMPION_TAG)
     client.set_tag(run_id, CHAMPION_TAG, "true")
-    return {"model": name, "version": int(version.version), "alias": ALIAS, "run_id": run_id,
-            "trial": str(run["trial"]), "uri": f"models:/{name}@{ALIAS}", "reason": reason, "model_id": model_id,
-            "description": description}
+    return record(version.version, reason, description)
 
 
 def link_version(client, model_id: str, name: str, version: int | str) -> None:
