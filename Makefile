@@ -24,14 +24,15 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 run: install
 	$(PY) platform/launch.py --study smoke
 
-# The whole suite, what CI runs; pytest ends with the 25 slowest tests and the total time.
+# The whole suite, what CI runs, on two pytest-xdist workers (tests/scheduling.py says which tests share one);
+# pytest ends with the 25 slowest tests and the total time.
 test: install $(TEST_STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest -n 2 --durations=25
 
 # The inner loop for day-to-day work: the tests not marked slow (CI runs them all, with `make test`).
 test-fast: install $(TEST_STAMP)
-	$(PY) -m pytest -m "not slow" --durations=10
+	$(PY) -m pytest -n 2 -m "not slow" --durations=10
 
 lint: install
 	$(PY) -m ruff check .

@@ -15,21 +15,49 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 
+from tests import scheduling  # noqa: E402
 from trials.data import synthesize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--store-durations", action="store_true",
+                     help="write each test file's seconds into tests/durations.json: the order `make test` starts "
+                          "the files in, longest first (tests/scheduling.py)")
+
+
+def pytest_configure(config):
+    if config.getoption("store_durations") and not hasattr(config, "workerinput"):  # xdist's controller only
+        config.pluginmanager.register(scheduling.DurationRecorder(), "store-durations")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `cuda` run where CUDA is (`pytest -m cuda`, benchmarks/device_check.py) and skip elsewhere."""
+    """Tests marked `cuda` run where CUDA is (`pytest -m cuda`, benchmarks/device_check.py) and skip elsewhere;
+    the longest groups of files start first (tests/scheduling.py)."""
     import torch
 
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
-    for item in items:
-        if item.get_closest_marker("cuda"):
-            item.add_marker(skip)
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if item.get_closest_marker("cuda"):
+                item.add_marker(skip)
+    try:
+        scheduling.check_groups(items)
+    except ValueError as error:
+        raise pytest.UsageError(f"tests/conftest.py: {error}") from None
+    scheduling.longest_first(items)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`pytest -n 2` (`make test`): each group of files (tests/scheduling.py) to one worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scheduling.group_of(nodeid)
+
+    return FileGroups(config, log)
 
 
 @pytest.fixture(scope="session")

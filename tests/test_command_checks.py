@@ -102,6 +102,7 @@ def test_spaces_latency_checks_out_and_device_before_measuring(tmp_path, a_file,
     assert not (tmp_path / "t.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["gpu_retrain", "gpu_throughput"])
 def test_benchmarks_check_their_outputs_and_device_first(script, tmp_path, a_file):
     err = _error(_run(f"benchmarks/{script}.py", "--device", "cpu", "--json", str(tmp_path)))

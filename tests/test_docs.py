@@ -80,6 +80,7 @@ def helps() -> dict[tuple[str, ...], subprocess.CompletedProcess]:
         return dict(pool.map(run, wanted))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", _commands(), ids=" ".join)
 def test_every_documented_command_parses(command, helps):
     if command[0] == "-m" and len(command) == 3 and command[2] not in helps[command[:2]].stdout:

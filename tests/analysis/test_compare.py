@@ -1,5 +1,7 @@
 """Runs side by side: differing params, metrics, genotype slots marked."""
 
+import pytest
+
 from analysis.compare import compare_runs, format_comparison, run_labels
 from analysis.runs import load_runs_by_id
 
@@ -8,6 +10,7 @@ def _runs(study_store, *names):
     return load_runs_by_id(study_store.uri, [study_store.trials[name].run_id for name in names])
 
 
+@pytest.mark.slow
 def test_compare_shows_differing_params_all_metrics_and_marks_differing_slots(study_store):
     runs = _runs(study_store, "retrain/b_00000", "retrain/b_00001")
     table = compare_runs(runs)

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from analysis.links import runs_table_url
 from analysis.runs import REPO_ROOT
 
@@ -21,6 +23,7 @@ def test_help_describes_every_command_in_whole_sentences():
         assert command in described
 
 
+@pytest.mark.slow
 def test_report_writes_the_files_and_prints_where(study_store, tmp_path):
     out = tmp_path / "report"
     result = _cli("report", "--study", "nas", "--tracking-uri", study_store.uri, "--out", str(out), "--no-log")
@@ -32,6 +35,7 @@ def test_report_writes_the_files_and_prints_where(study_store, tmp_path):
     assert "Downloading artifacts" not in result.stderr  # no progress bar per artefact read
 
 
+@pytest.mark.slow
 def test_an_unknown_study_is_one_paragraph_naming_the_experiments_and_a_non_zero_exit(study_store):
     result = _cli("report", "--study", "nope", "--tracking-uri", study_store.uri)
     assert result.returncode == 2
@@ -41,6 +45,7 @@ def test_an_unknown_study_is_one_paragraph_naming_the_experiments_and_a_non_zero
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+@pytest.mark.slow
 def test_compare_marks_differing_genotype_slots_and_names_unknown_runs(study_store):
     a, b = study_store.trials["retrain/b_00000"], study_store.trials["retrain/b_00004"]
     result = _cli("compare", a.run_id, b.run_id, "--tracking-uri", study_store.uri)

@@ -26,6 +26,7 @@ FIGURES = {"operation_counts.png", "final_alpha.png", "alpha_curves.png", "super
              for kind in ("rank_lists", "activation_maps"))}
 
 
+@pytest.mark.slow
 def test_the_report_has_every_section_with_its_figures(written_report):
     text = written_report.read_text()
     for heading in SECTIONS:

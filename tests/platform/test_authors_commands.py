@@ -83,6 +83,7 @@ def test_the_table_has_every_command_of_the_authors_readme():
                         "python search.py", "python search.py -ds market1501"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("authors", "platform"), rows(), ids=[a for a, _ in rows()])
 def test_each_row_resolves_to_the_authors_configuration(launch, run_dir, weights, authors, platform):
     args = authors_args(authors)
@@ -117,6 +118,7 @@ def test_the_vehicle_width_needs_no_flag_here():
     assert "Vehicle image width" in fidelity and "--width 256" in fidelity
 
 
+@pytest.mark.slow
 def test_a_full_scale_cross_domain_launch_without_weights_says_it_is_from_scratch(launch, run_dir):
     text, _ = dry_run(launch, "python platform/launch.py --study cross_domain", run_dir)
     warning = text.splitlines()[1]  # the launch's first lines are the plan's

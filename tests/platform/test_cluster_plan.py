@@ -79,6 +79,7 @@ def test_fit_layout_and_idle_gpu_warning():
     assert layout({"cpu": 8, "gpu": 0}, 4, None, cluster) is None
 
 
+@pytest.mark.slow
 def test_a_phase_that_idles_half_a_gpu_is_warned_with_the_fix(launch):
     result = launch("--study", "in_domain", "--dry-run", "--cluster", str(CLUSTER_YAML),
                     "--set", "retrain.resources.cpu=4")
@@ -88,6 +89,7 @@ def test_a_phase_that_idles_half_a_gpu_is_warned_with_the_fix(launch):
     assert "--set retrain.resources.cpu=2 fits 2 trials per node" in warning
 
 
+@pytest.mark.slow
 def test_an_impossible_request_is_refused_before_anything_runs(launch, tmp_path):
     result = launch("--study", "nas", "--dry-run", "--cluster", str(CLUSTER_YAML), "--run-dir", str(tmp_path),
                     "--set", "search.resources={cpu: 2, gpu: 2}")
@@ -98,6 +100,7 @@ def test_an_impossible_request_is_refused_before_anything_runs(launch, tmp_path)
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_cluster_file_with_an_unknown_instance_type_names_it(tmp_path, launch):
     raw = yaml.safe_load(CLUSTER_YAML.read_text())
     raw["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"] = "g4dn.xlarge"

@@ -128,6 +128,7 @@ def test_a_final_phase_with_a_hold_out_or_a_search_space_is_refused(tmp_path):
             study_spec.load_study(str(path))
 
 
+@pytest.mark.slow
 def test_dry_run_shows_the_final_step(launch, study_file, run_dir):
     result = launch("--study", str(study_file), "--run-dir", str(run_dir), "--dry-run")
     assert result.returncode == 0, result.stderr

@@ -4,6 +4,7 @@ leaderboard's columns and lines; the smoke study's validation hold-out."""
 
 import json
 
+import pytest
 import study_spec
 from study_summary import choice_lines, leaderboard, shown_table
 
@@ -25,6 +26,7 @@ def rows() -> list[dict]:
             row("retrain", "r1", SEARCHED, 0.41, 0.30, 0.52, decision=decision, **{"source/mAP": 0.26})]
 
 
+@pytest.mark.slow
 def test_a_resumed_dry_run_prints_the_hand_over_with_its_basis(launch, run_dir):
     """A launch interrupted after its search phase: `--resume --dry-run` shows what the retrain phase took."""
     result = launch("--study", "smoke", "--dry-run", "--run-dir", str(run_dir))  # the plan only: nothing written

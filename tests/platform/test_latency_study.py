@@ -75,6 +75,7 @@ def test_bad_objectives_and_selections_are_refused_with_the_field(tmp_path, chan
     assert str(path) in str(error.value)
 
 
+@pytest.mark.slow
 def test_dry_run_says_what_is_optimised_and_handed_over(launch, run_dir):
     result = launch("--study", "latency", "--scale", "smoke", "--run-dir", str(run_dir), "--dry-run")
     assert result.returncode == 0, result.stderr

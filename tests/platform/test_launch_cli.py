@@ -16,6 +16,7 @@ def test_list_names_every_study_with_a_description(launch):
     assert all(len(text) > 20 for text in lines.values())
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_plan_and_runs_nothing(launch, run_dir):
     result = launch("--study", "cross_domain", "--scale", "smoke", "--synthetic", "--dry-run", "--run-dir",
                     str(run_dir), "--gpus-per-trial", "0.25")
@@ -51,12 +52,14 @@ def test_unknown_set_key(launch):
     assert "unknown key 'epoch'" in message and "did you mean 'epochs'" in message
 
 
+@pytest.mark.slow
 def test_missing_data_dir_names_the_layout_and_synthetic(launch, tmp_path, run_dir):
     message = error_of(launch("--study", "in_domain", "--scale", "smoke", "--data-dir", str(tmp_path / "none"),
                               "--run-dir", str(run_dir)))
     assert "market1501" in message and str(tmp_path / "none") in message and "--synthetic" in message
 
 
+@pytest.mark.slow
 def test_unreachable_tracking_server(launch, run_dir):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -37,12 +37,14 @@ def _error(result) -> str:
     (["--tracking-uri", "file:///tmp/store"], "file store"),
     (["--study", "missing.yaml"], "no such study file"),
 ])
+@pytest.mark.slow
 def test_bad_flags_are_one_error_paragraph(launch, run_dir, args, needle):
     study = [] if "--study" in args else ["--study", "smoke"]
     text = _error(launch(*study, *args, "--run-dir", str(run_dir), "--dry-run"))
     assert needle in text and ".yaml.yaml" not in text
 
 
+@pytest.mark.slow
 def test_a_run_dir_that_cannot_be_written_is_refused_before_ray(launch, tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("")
@@ -152,6 +154,7 @@ def _as_another_user(command: list[str]) -> list[str] | None:
     return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command] if setpriv else None
 
 
+@pytest.mark.slow
 def test_an_unwritable_run_dir_is_named_as_the_run_dir_not_as_a_tracking_uri(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -172,6 +175,7 @@ def test_an_unwritable_run_dir_is_named_as_the_run_dir_not_as_a_tracking_uri(tmp
     assert "--tracking-uri" not in text
 
 
+@pytest.mark.slow
 def test_data_errors_suggest_synthetic_only_for_built_in_layouts_and_say_where_they_read(launch, tmp_path):
     from trials.data import synthesize
 

@@ -63,6 +63,7 @@ def test_good_files_pass(tmp_path):
         [f"latency_table={TABLE}", f"retrain.config.genotype={genotype}"])))
 
 
+@pytest.mark.slow
 def test_dry_run_refuses_a_malformed_table_before_any_trial(files, tmp_path):
     done = subprocess.run([sys.executable, "platform/launch.py", "--study", "latency", "--scale", "smoke",
                            "--run-dir", str(tmp_path / "runs"), "--dry-run", "--set",

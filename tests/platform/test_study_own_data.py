@@ -34,6 +34,7 @@ def test_a_dataset_list_in_a_study_file_becomes_one_flat_name(tmp_path):
         load_study("in_domain", scale="smoke", overrides=parse_overrides(["dataset=market1501+duke"]))
 
 
+@pytest.mark.slow
 def test_the_driver_names_a_bad_list_row_before_any_trial(launch, tmp_path, run_dir):
     folder = tmp_path / "mine"
     synthesize("list", tmp_path, ids=8, seed=2)

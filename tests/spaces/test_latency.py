@@ -73,6 +73,7 @@ def test_slot_shapes_follow_the_network():
     assert shapes[0] == (2, 64, 64, 32) and shapes[4] == (2, 96, 32, 16) and shapes[11] == (2, 128, 16, 8)
 
 
+@pytest.mark.slow
 def test_the_command_writes_a_table_and_refuses_a_missing_gpu(tmp_path):
     out = tmp_path / "table.json"
     done = subprocess.run([sys.executable, "-m", "spaces.latency", "--height", "64", "--width", "32", "--rounds",
@@ -86,6 +87,7 @@ def test_the_command_writes_a_table_and_refuses_a_missing_gpu(tmp_path):
         assert done.returncode == 2 and done.stderr.startswith("error: --device 'cuda': CUDA is not available")
 
 
+@pytest.mark.slow
 def test_a_table_whose_check_fails_is_not_written(tmp_path, capsys):
     """On a loaded machine every slot came out 0.00 ms, Spearman 0.000, and the table was written anyway."""
     table = {**latency.load_table("cpu-256x128-b1"), "height": 64, "width": 32}

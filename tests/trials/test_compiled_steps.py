@@ -22,6 +22,7 @@ def _grads(model, loss):
     return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
 
 
+@pytest.mark.slow
 def test_compiled_retrain_step_equals_eager():
     torch.manual_seed(0)
     cfg = make_config("retrain", {"scale": "smoke", "compile": True, "compile_backend": "aot_eager"})
@@ -108,6 +109,7 @@ def _assert_same(a, b, atol, keys=("weights", "grads", "alpha", "memories")):
             assert torch.allclose(x, y, rtol=0, atol=atol), (key, (x - y).abs().max())
 
 
+@pytest.mark.slow
 def test_compiled_search_equals_eager_and_main_after_three_iterations():
     """`compile: true` with the default search step. Each side's forward and memory loss trace as one graph
     (`fullgraph`: a host read would break it and fail) and, after three iterations, the weights, alpha and both

@@ -66,6 +66,7 @@ def test_the_served_model_refuses_what_is_not_a_normalised_image():
     assert "NaN" in range_problem(normalised, low, high)
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path, synthetic_root, capsys):
     images = str(synthetic_root / "Market-1501-v15.09.15" / "query")
     (tmp_path / "partial.json").write_text(json.dumps({"height": 64, "width": 32}))

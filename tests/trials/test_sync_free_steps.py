@@ -30,6 +30,7 @@ def _close(a, b):
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a - b).abs().max()
 
 
+@pytest.mark.slow
 def test_retrain_forward_and_every_loss_trace_as_one_graph_and_equal_main():
     cfg = make_config("retrain", {"scale": "smoke", "sam_mode": "pos_neg", "compile": True,
                                   "compile_backend": "aot_eager"})

@@ -2,9 +2,12 @@
 answer was lost or timed out): nothing may be logged twice. On a real SQLite store; the retry is the same
 request sent again, as urllib3 sends it."""
 
+import pytest
+
 from trials.tracking import MLflowHook, ensure_store
 
 
+@pytest.mark.slow
 def test_a_retried_run_creation_leaves_one_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     experiment = ensure_store(uri, "retries")

@@ -67,6 +67,7 @@ def test_retrain_then_evaluate_its_checkpoint(synthetic_root, tmp_path):
     assert bad.returncode == 2 and str(broken) in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["--visrank", "-1"], ["--visrank", "4", "--visrank-queries", "0"]])
 def test_bad_visrank_values_are_a_clear_error(synthetic_root, args):
     done = _run("trials.evaluate", "--dataset", "market1501", "--data-dir", str(synthetic_root), *args)
@@ -78,7 +79,9 @@ def test_ctrl_c_on_a_standalone_trial_says_how_to_continue(synthetic_root, tmp_p
     out = tmp_path / "run"
     trial = subprocess.Popen([sys.executable, "-m", "trials.retrain", "--scale", "smoke", "--data-dir",
                               str(synthetic_root), "--epochs", "30", "--out", str(out)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             # Ctrl-C's default, even where pytest runs with SIGINT ignored (`pytest ... &`)
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not (out / "checkpoint" / "state.pt").exists() and time.monotonic() < deadline:
@@ -110,6 +113,7 @@ def test_search_prints_its_genotype(synthetic_root, tmp_path):
     (["--set", "colour=red"], "colour"),
     (["--lr", "inf"], "lr"),
 ])
+@pytest.mark.slow
 def test_bad_retrain_input_is_a_clear_error(synthetic_root, tmp_path, args, needle):
     base = ["trials.retrain", "--scale", "smoke", "--epochs", "1", "--out", str(tmp_path)]
     if "--data-dir" not in args:
@@ -119,6 +123,7 @@ def test_bad_retrain_input_is_a_clear_error(synthetic_root, tmp_path, args, need
     assert needle in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_an_out_folder_that_cannot_be_written_is_refused_before_training(synthetic_root, tmp_path):
     a_file = tmp_path / "taken"
     a_file.write_text("")
@@ -127,6 +132,7 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_training(synthet
         assert done.returncode == 2 and "is a file" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_help_documents_every_required_flag():
     done = _run("trials.retrain", "--help")
     for flag in ("--dataset", "--data-dir", "--target-dataset", "--genotype", "--epochs", "--height", "--width",
@@ -135,6 +141,7 @@ def test_help_documents_every_required_flag():
         assert flag in done.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_scores_the_three_vehicleid_test_lists_in_one_call(tmp_path):
     from trials.data import synthesize
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from trials.data import synthesize
 from trials.data.__main__ import main
 
@@ -16,6 +18,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_summary_json_matches_what_the_generator_wrote(tmp_path: Path):
     counts = synthesize("market1501", tmp_path, ids=6, seed=2)
     result = run_cli("summary", "--dataset", "market1501", "--data-dir", str(tmp_path), "--json")
@@ -24,6 +27,7 @@ def test_summary_json_matches_what_the_generator_wrote(tmp_path: Path):
     assert set(json.loads(result.stdout)["train"]) == {"ids", "images", "cameras"}
 
 
+@pytest.mark.slow
 def test_errors_are_one_paragraph_on_stderr_with_exit_status_2(tmp_path: Path):
     result = run_cli("summary", "--dataset", "veri", "--data-dir", str(tmp_path))
     assert result.returncode == 2 and result.stdout == ""

@@ -44,6 +44,7 @@ def test_checked_images_are_not_opened_again_unless_they_change(market, tmp_path
     assert opened == [str(changed)]
 
 
+@pytest.mark.slow
 def test_the_driver_names_a_corrupt_image_before_any_trial_starts(market, tmp_path):
     import subprocess
     import sys

@@ -134,6 +134,7 @@ def test_bad_names_fail_in_the_trial_config():
     assert make_config("retrain", {"dataset": ["market1501", "msmt17"]}).dataset == "market1501+msmt17"
 
 
+@pytest.mark.slow
 def test_summary_and_error_from_the_command_line(tmp_path: Path):
     make_list(tmp_path / "mine", GOOD)
     done = subprocess.run([sys.executable, "-m", "trials.data", "summary", "--dataset", "list:mine", "--data-dir",

@@ -141,6 +141,7 @@ def test_reordered_and_duplicated_lists_read_the_right_image_in_every_row(synthe
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # one set of files, decoded once
 
 
+@pytest.mark.slow
 def test_decoding_holds_the_images_once_and_follows_the_cpu_share(tmp_path):
     """Decoded straight into one preallocated uint8 tensor: the peak host memory of decoding is the images
     and little more (a list of arrays, their stack and a permuted copy held 3x). Outside Ray the trial's CPUs

@@ -80,6 +80,7 @@ def test_the_standalone_trial_says_which_loader_failed(code, tmp_path, capsys, n
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_the_launch_names_the_failing_loader_before_any_trial(code, tmp_path):
     run_dir = tmp_path / "runs"
     done = subprocess.run([sys.executable, "platform/launch.py", "--study", "in_domain", "--scale", "smoke",
