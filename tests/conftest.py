@@ -42,10 +42,7 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("cuda"):
                 item.add_marker(skip)
-    try:
-        scheduling.check_groups(items)
-    except ValueError as error:
-        raise pytest.UsageError(f"tests/conftest.py: {error}") from None
+    scheduling.check_groups(items)
     scheduling.longest_first(items)
 
 
@@ -56,14 +53,6 @@ def pytest_xdist_make_scheduler(config, log):
     class FileGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return scheduling.group_of(nodeid)
-
-        def _reschedule(self, node) -> None:
-            """xdist queues a worker's next group once 2 of its tests are left; ours can take minutes each, and
-            a long group queued behind them starts late: queue it only when one test is left (a worker needs
-            its next test, or the end, before it runs its last)."""
-            if self.workqueue and self._pending_of(self.assigned_work[node]) > 1:
-                return
-            super()._reschedule(node)
 
     return FileGroups(config, log)
 

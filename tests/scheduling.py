@@ -14,6 +14,8 @@ import functools
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 DURATIONS = ROOT / "tests" / "durations.json"
 
@@ -59,8 +61,8 @@ def check_groups(items) -> None:
             used.setdefault(fixture, set()).add(group_of(item.nodeid))
     split = {fixture: sorted(groups) for fixture, groups in used.items() if len(groups) > 1}
     if split:
-        raise ValueError(f"{split} would each be built on two xdist workers: name the fixture in an argument of "
-                         "those files' tests (tests/scheduling.py)")
+        raise pytest.UsageError(f"tests/conftest.py: {split} would each be built on two xdist workers: name the "
+                                "fixture in an argument of those files' tests (tests/scheduling.py)")
 
 
 def longest_first(items) -> None:
