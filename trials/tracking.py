@@ -250,6 +250,11 @@ class MLflowHook:
         run = self._find()
         return run.info.run_id if run is not None else None
 
+    def stop_watching(self) -> None:
+        """Stop the system metrics thread, logging its last point: a trial the scheduler stopped ends by a
+        SystemExit out of its report, and with `reuse_actors` its process goes on to the next trial."""
+        self._monitor = system_metrics.stop(self._monitor)
+
     def mark_failure(self, message: str) -> None:
         """Remember on the run a failure that repeats (`kind: message`), so a restart of the trial fails at once."""
         self.client.set_tag(self.open(), FAILURE_TAG, _clip(str(message), MAX_TAG_VALUE))

@@ -51,6 +51,8 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
                                 trial_run_name(context["phase"], trial_id), cfg.to_dict(), tags))
         hooks[0].record_start(node)  # a retry (node lost, --resume) counts, with the node it moved to
     check_gpu_share(gpus, cfg.device)
+    if cfg.compile:  # a reused process (reuse_actors) would carry the last trial's graphs towards the recompile limit
+        torch._dynamo.reset()
     if kind == "search":
         from trials.search import run_search as run
     else:
@@ -76,6 +78,9 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
         if failed is error:
             raise
         raise failed from error  # the whole traceback stays in the trial's error.txt, off the terminal
+    finally:  # also after a scheduler's stop (a SystemExit from the report), before the process's next trial
+        for hook in hooks:
+            hook.stop_watching()
 
 
 FAILED = "failed.txt"  # in the trial's folder: the failure that repeats, for a restarted attempt

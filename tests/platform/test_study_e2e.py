@@ -250,22 +250,29 @@ def test_smoke_study_end_to_end_then_the_analysis_report(smoke_launch):
     assert any(a.path == "report" for a in client.list_artifacts(parent.info.run_id))
 
 
+RESUMED_EPOCHS = 8  # the interrupt comes once both retrain trials have a checkpoint, epochs before their end
+
+
 def test_interrupted_study_resumes_without_duplicates(run_dir):
     command = [sys.executable, "platform/launch.py", "--study", "smoke", "--run-dir", str(run_dir), "--num-cpus",
-               "2", "--set", "search.config.epochs=4", "--set", "retrain.config.epochs=16"]
+               "2", "--set", "search.config.epochs=4", "--set", f"retrain.config.epochs={RESUMED_EPOCHS}"]
+
+    def retraining() -> bool:
+        """The launch record says the retrain phase runs, and each of its two trials has a checkpoint."""
+        files = list((run_dir / "launches" / "smoke").glob("*.json")) if (run_dir / "launches").exists() else []
+        text = files[0].read_text() if files else ""
+        state = json.loads(text) if text else None  # a record just claimed is still empty
+        if not (state and state["phases"].get("retrain", {}).get("status") == "running"):
+            return False
+        trial_dirs = [p for p in (run_dir / "tune").glob("*-retrain/*") if p.is_dir()]
+        return len(trial_dirs) == 2 and all(any(p.glob("checkpoint_*")) for p in trial_dirs)
+
     driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
-        state = None
-        while time.monotonic() < deadline and driver.poll() is None:  # wait for the retrain phase to start
-            files = list((run_dir / "launches" / "smoke").glob("*.json")) if (run_dir / "launches").exists() else []
-            text = files[0].read_text() if files else ""
-            state = json.loads(text) if text else None  # a record just claimed is still empty
-            if state and state["phases"].get("retrain", {}).get("status") == "running":
-                break
-            time.sleep(1)
-        assert state and driver.poll() is None, "the retrain phase never started"
-        time.sleep(12)  # a few retrain epochs, with checkpoints
+        while time.monotonic() < deadline and driver.poll() is None and not retraining():
+            time.sleep(0.5)
+        assert driver.poll() is None and retraining(), "the retrain phase never checkpointed"
         driver.send_signal(signal.SIGINT)
         out, err = driver.communicate(timeout=120)
     finally:
@@ -276,6 +283,8 @@ def test_interrupted_study_resumes_without_duplicates(run_dir):
     parents, trials = children(f"sqlite:///{run_dir}/mlflow.db")
     assert parents[0].info.status == "KILLED"
     assert trials and not [r.info.run_name for r in trials if r.info.status == "RUNNING"]  # no stale RUNNING
+    assert [r for r in trials if r.data.tags["msinet.kind"] == "retrain" and r.info.status != "FINISHED"], \
+        "the interrupt came after the retrain trials had finished: nothing was resumed"
     import optuna
 
     storage = f"sqlite:///{run_dir}/optuna.db"
@@ -293,9 +302,9 @@ def test_interrupted_study_resumes_without_duplicates(run_dir):
     client = MlflowClient(f"sqlite:///{run_dir}/mlflow.db")
     for run in trials:
         if run.data.tags["msinet.kind"] == "retrain":
-            assert run.data.metrics["epoch"] == 16
+            assert run.data.metrics["epoch"] == RESUMED_EPOCHS
             steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
-            assert sorted(steps) == list(range(1, 17)), steps  # epochs repeated after the resume: logged once
+            assert sorted(steps) == list(range(1, RESUMED_EPOCHS + 1)), steps  # repeated after the resume: once
     tune_dirs = [p for p in (run_dir / "tune").iterdir() if p.name.endswith("-retrain")]
     assert len(tune_dirs) == 1 and len([p for p in tune_dirs[0].iterdir() if p.is_dir()]) == 2
 

@@ -63,7 +63,11 @@ def log_checkpoint_model(tracking_uri: str, run_id: str, checkpoint: str | Path,
             signature=signature(preprocessing.height, preprocessing.width), input_example=example,
             serialization_format="pt2",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
-            metadata={"preprocessing": preprocessing.to_dict()})
+            metadata={"preprocessing": preprocessing.to_dict()},
+            # MLflow's check loads the model back and predicts on the example, then only warns if that fails
+            # (into a worker's log nobody reads): 2-3 s of every retrain trial for nothing. The tests load and
+            # serve a logged model (tests/trials/test_registry.py).
+            validate_serving_input=False)
     return info.model_uri
 
 
@@ -73,6 +77,7 @@ def save_model(path: str, mlflow_model, **kwargs) -> None:
     import mlflow.pytorch
     from mlflow.models.model import MLMODEL_FILE_NAME
 
+    kwargs.pop("validate_serving_input", None)  # Model.log's own option, passed on to every flavor
     mlflow.pytorch.save_model(path=path, mlflow_model=mlflow_model, code_paths=[str(SERVING_MODULE)], **kwargs)
     mlflow_model.flavors["python_function"]["loader_module"] = SERVING_MODULE.stem
     mlflow_model.save(os.path.join(path, MLMODEL_FILE_NAME))
