@@ -51,6 +51,14 @@ EXCLUDES = ["/.venv", "/.git", "/runs", "/data", "__pycache__", "*.pyc", "/.pyte
             "/.gl", "/benchmarks"]
 
 
+def code_excludes(run_dir: Path) -> list[str]:
+    """EXCLUDES, and the run folder wherever it lies inside the checkout (`--run-dir experiments/a`): otherwise
+    every launch would ship the last ones' checkpoints and stores to the workers, and stop at Ray's 512 MiB."""
+    runs = run_dir.expanduser().resolve()
+    inside = runs != ROOT and runs.is_relative_to(ROOT)
+    return EXCLUDES + ([f"/{runs.relative_to(ROOT).as_posix()}"] if inside else [])
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python platform/launch.py", description="Run an MSINet study on Ray Tune + Optuna, tracked in MLflow.",
@@ -214,7 +222,7 @@ def run_locked(study: study_spec.Study, launch: dict[str, Any], args: argparse.N
     # No secret goes into the runtime environment: Ray writes it into its logs on every node. The trials' MLflow
     # client reads the login from ~/.mlflow/credentials where it runs (a local instance inherits ours).
     code = {"working_dir": f"local://{ROOT}"} if args.code_in_place else {"working_dir": str(ROOT),
-                                                                          "excludes": EXCLUDES}
+                                                                          "excludes": code_excludes(args.run_dir)}
     ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None, include_dashboard=False,
              log_to_driver=args.verbose, configure_logging=True, logging_level="WARNING",
              runtime_env={**code,

@@ -92,3 +92,24 @@ def test_the_code_version_is_the_commit_in_a_git_checkout_and_a_digest_elsewhere
     digest = code_version_tags(tmp_path)["msinet.code_digest"]
     (tmp_path / "trials" / "losses.py").write_text("# changed\n", encoding="utf-8")
     assert len(digest) == 16 and code_version_tags(tmp_path)["msinet.code_digest"] != digest
+
+
+def test_a_run_folder_inside_the_checkout_is_not_shipped_to_the_workers(tmp_path):
+    """`--run-dir experiments/a` keeps its checkpoints and stores out of the code Ray packages for the trials
+    (with them the next launch stopped at Ray's 512 MiB package limit): checked with Ray's own matcher."""
+    import json
+    import subprocess
+    import sys
+
+    from ray._private.runtime_env.packaging import _get_excludes
+
+    script = ("import json, sys; from pathlib import Path; sys.path.insert(0, 'platform'); import launch; "
+              "print(json.dumps([launch.code_excludes(Path(p)) for p in sys.argv[1:]]))")
+    done = subprocess.run([sys.executable, "-c", script, "experiments/a", str(tmp_path), "."], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    inside, outside, whole = json.loads(done.stdout)
+    assert outside == whole and inside == [*outside, "/experiments/a"]
+    excluded = _get_excludes(ROOT, inside)
+    assert excluded(ROOT / "experiments" / "a" / "mlflow.db") and excluded(ROOT / "runs" / "tune")
+    assert not excluded(ROOT / "experiments" / "b.yaml") and not excluded(ROOT / "trials" / "data" / "registry.py")
