@@ -175,13 +175,13 @@ class MLflowHook:
             self.client.log_batch(run_id, metrics=values[start:start + BATCH_METRICS],
                                   tags=tags if start == 0 else [])
         if final:
-            self._monitor = system_metrics.stop(self._monitor)
+            self.stop_watching()
             self.client.set_terminated(run_id, "FINISHED")
 
     def finish(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         """The final artefacts, then FINISHED: from the driver, when a scheduler stopped the trial early."""
         run_id = self.open()
-        self._monitor = system_metrics.stop(self._monitor)
+        self.stop_watching()
         self._log_final(run_id, metrics, checkpoint_dir, int(metrics.get("epoch") or 0))
         self.client.set_terminated(run_id, "FINISHED")
 
@@ -267,7 +267,7 @@ class MLflowHook:
     def fail(self, message: str) -> None:
         """Tag the run with the error and mark it FAILED (creating it if the trial died before reporting)."""
         run_id = self.open()
-        self._monitor = system_metrics.stop(self._monitor)
+        self.stop_watching()
         self.client.set_tag(run_id, "error", _clip(str(message), MAX_TAG_VALUE))
         self.client.set_terminated(run_id, "FAILED")
 
